@@ -1,0 +1,82 @@
+//! General-purpose functions (PKCS#11 3.0 section 5.4): C_Initialize, C_Finalize, C_GetInfo.
+
+use std::sync::Arc;
+
+use pkcs11_sys::*;
+
+use super::{output, token, Module, MODULE};
+use crate::config::Config;
+use crate::token::{Error, Token};
+
+cryptoki_fn! {
+    /// Validates `CK_C_INITIALIZE_ARGS`, reads the configuration and opens the store.
+    fn C_Initialize(pInitArgs: CK_VOID_PTR) {
+        if !pInitArgs.is_null() {
+            let args = (pInitArgs as *const CK_C_INITIALIZE_ARGS).read_unaligned();
+            check_initialize_args(&args)?;
+        }
+        let mut module = MODULE.write();
+        let pid = std::process::id();
+        if let Some(m) = module.take() {
+            if m.pid == pid {
+                *module = Some(m);
+                return Err(Error::CryptokiAlreadyInitialized);
+            }
+            // Inherited through fork(): the parent owns that store handle. Dropping it here
+            // would flush the parent's buffers from the child, so it is let go unclosed.
+            std::mem::forget(m);
+        }
+        let config = Config::from_env().map_err(|e| {
+            crate::logging::init(&Config::default());
+            Error::GeneralError(e)
+        })?;
+        crate::logging::init(&config);
+        let token = Token::open(config)?;
+        *module = Some(Module { pid, token: Arc::new(token) });
+        Ok(())
+    }
+}
+
+fn check_initialize_args(args: &CK_C_INITIALIZE_ARGS) -> crate::token::Result<()> {
+    if !args.pReserved.is_null() {
+        return Err(Error::ArgumentsBad);
+    }
+    let given = [
+        args.CreateMutex.is_some(),
+        args.DestroyMutex.is_some(),
+        args.LockMutex.is_some(),
+        args.UnlockMutex.is_some(),
+    ];
+    if given.iter().any(|&g| g != given[0]) {
+        return Err(Error::ArgumentsBad);
+    }
+    // The module locks with the OS's primitives; it cannot run on the caller's mutex
+    // callbacks alone, so callbacks without CKF_OS_LOCKING_OK are refused.
+    if given[0] && args.flags & CKF_OS_LOCKING_OK == 0 {
+        return Err(Error::CantLock);
+    }
+    Ok(())
+}
+
+cryptoki_fn! {
+    /// Releases the token and its store: another process may open it afterwards.
+    fn C_Finalize(pReserved: CK_VOID_PTR) {
+        if !pReserved.is_null() {
+            return Err(Error::ArgumentsBad);
+        }
+        token()?;
+        let module = MODULE.write().take();
+        // Dropped outside the lock; calls still running in other threads hold their own
+        // reference, and the store closes when the last of them returns.
+        drop(module);
+        Ok(())
+    }
+}
+
+cryptoki_fn! {
+    /// CK_INFO.
+    fn C_GetInfo(pInfo: CK_INFO_PTR) {
+        let info = token()?.library_info();
+        output(pInfo, info)
+    }
+}

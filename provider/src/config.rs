@@ -1,0 +1,171 @@
+//! The module's configuration: one TOML file named by `KEY4C_CONF`, the store directory from
+//! `KEY4C_STORE`, and embedded defaults when neither is set.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::crypto::master_key::{DEFAULT_KDF_ITERATIONS, MIN_KDF_ITERATIONS};
+
+/// Environment variable naming the configuration file.
+pub const ENV_CONF: &str = "KEY4C_CONF";
+/// Environment variable naming the store directory (overrides the file's `store`).
+pub const ENV_STORE: &str = "KEY4C_STORE";
+/// Environment variable with the log level (`error`, `warn`, `info`, `debug`, `trace`, `off`).
+pub const ENV_LOG: &str = "KEY4C_LOG";
+/// Environment variable naming a log file (default: stderr).
+pub const ENV_LOG_FILE: &str = "KEY4C_LOG_FILE";
+
+/// Default number of consecutive wrong PINs that locks a role (spec section 3).
+pub const DEFAULT_PIN_RETRY_LIMIT: u32 = 5;
+
+/// A `major.minor` version as it appears in CK_VERSION.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Version {
+    /// Major number.
+    pub major: u8,
+    /// Minor number.
+    pub minor: u8,
+}
+
+impl<'de> Deserialize<'de> for Version {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let bad = || serde::de::Error::custom(format!("version {s:?} is not MAJOR.MINOR (0..=255 each)"));
+        let (a, b) = s.split_once('.').ok_or_else(bad)?;
+        Ok(Version {
+            major: a.parse().map_err(|_| bad())?,
+            minor: b.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
+/// The configuration file's contents. Unknown keys are an error, so a typo is never ignored.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Store directory. `KEY4C_STORE` overrides it; default: `<user data dir>/key4c/store`.
+    pub store: Option<PathBuf>,
+    /// `manufacturerID` of the library, slot and token.
+    pub manufacturer: String,
+    /// `hardwareVersion` of slot and token.
+    pub hardware_version: Version,
+    /// `firmwareVersion` of the token.
+    pub firmware_version: Version,
+    /// The slot's ID: stable across runs, processes and C_InitToken.
+    pub slot_id: u64,
+    /// Consecutive wrong PINs that lock a role, 1..=15.
+    pub pin_retry_limit: u32,
+    /// PBKDF2 iterations for PIN-derived keys, at least 1,000.
+    pub kdf_iterations: u32,
+    /// Allow the standard self-service C_SetPIN of the User PIN (off on a Key4C V3).
+    pub allow_user_set_pin: bool,
+    /// Log level when `KEY4C_LOG` is not set.
+    pub log_level: Option<String>,
+    /// Log file when `KEY4C_LOG_FILE` is not set.
+    pub log_file: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            store: None,
+            manufacturer: "Key4C Emulator".into(),
+            hardware_version: Version { major: 3, minor: 0 },
+            firmware_version: Version { major: 3, minor: 0 },
+            slot_id: 0,
+            pin_retry_limit: DEFAULT_PIN_RETRY_LIMIT,
+            kdf_iterations: DEFAULT_KDF_ITERATIONS,
+            allow_user_set_pin: false,
+            log_level: None,
+            log_file: None,
+        }
+    }
+}
+
+impl Config {
+    /// Reads the configuration the environment names, or the defaults.
+    pub fn from_env() -> Result<Config, String> {
+        let mut config = match std::env::var_os(ENV_CONF) {
+            Some(path) => Config::from_file(Path::new(&path))?,
+            None => Config::default(),
+        };
+        if let Some(store) = std::env::var_os(ENV_STORE) {
+            config.store = Some(PathBuf::from(store));
+        }
+        Ok(config)
+    }
+
+    /// Reads and checks one configuration file.
+    pub fn from_file(path: &Path) -> Result<Config, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+        Config::parse(&text).map_err(|e| format!("config file {}: {e}", path.display()))
+    }
+
+    /// Parses and checks configuration text.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        let config: Config = toml::from_str(text).map_err(|e| e.message().to_string())?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if !(1..=15).contains(&self.pin_retry_limit) {
+            return Err(format!(
+                "pin_retry_limit = {} is outside 1..=15",
+                self.pin_retry_limit
+            ));
+        }
+        if self.kdf_iterations < MIN_KDF_ITERATIONS {
+            return Err(format!(
+                "kdf_iterations = {} is below the floor of {MIN_KDF_ITERATIONS}",
+                self.kdf_iterations
+            ));
+        }
+        if self.manufacturer.len() > 32 {
+            return Err("manufacturer is longer than 32 bytes".into());
+        }
+        Ok(())
+    }
+
+    /// The store directory this configuration uses.
+    pub fn store_dir(&self) -> PathBuf {
+        match &self.store {
+            Some(dir) => dir.clone(),
+            None => default_store_dir(),
+        }
+    }
+}
+
+/// `<user data dir>/key4c/store`, or `./key4c-store` where the platform has no data dir.
+pub fn default_store_dir() -> PathBuf {
+    dirs::data_dir()
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("key4c")
+        .join("store")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.pin_retry_limit, 5);
+        assert_eq!(c.manufacturer, "Key4C Emulator");
+        let c = Config::parse("pin_retry_limit = 3\nhardware_version = \"3.1\"\nkdf_iterations = 1000").unwrap();
+        assert_eq!(c.pin_retry_limit, 3);
+        assert_eq!(c.hardware_version, Version { major: 3, minor: 1 });
+    }
+
+    #[test]
+    fn rejects_bad_values_and_unknown_keys() {
+        assert!(Config::parse("pin_retry_limit = 16").unwrap_err().contains("1..=15"));
+        assert!(Config::parse("pin_retry_limit = 0").is_err());
+        assert!(Config::parse("kdf_iterations = 999").unwrap_err().contains("floor"));
+        assert!(Config::parse("pin_retry_limt = 3").unwrap_err().contains("unknown field"));
+        assert!(Config::parse("hardware_version = \"3\"").is_err());
+    }
+}

@@ -1,0 +1,129 @@
+//! The on-disk records and their encoding.
+//!
+//! Every record is `varint(format version) || postcard(body)`. postcard writes every integer
+//! as a LEB128 varint, so nothing depends on the width of `usize` or `CK_ULONG` on the machine
+//! that wrote it. A record from a newer format is refused, never rewritten.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::master_key::WrappedMasterKey;
+
+/// The format version this build writes and the newest it reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Why a record could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// Written by a newer key4c.
+    #[error("record format {0} is newer than this key4c understands ({FORMAT_VERSION})")]
+    Newer(u32),
+    /// Truncated or damaged bytes.
+    #[error("record is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// Encodes `body` with the current format version.
+pub fn encode<T: Serialize>(body: &T) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(64);
+    write_varint(&mut out, u64::from(FORMAT_VERSION));
+    postcard::to_extend(body, out).map_err(|e| format!("cannot encode record: {e}"))
+}
+
+/// Decodes a record written by [`encode`] (this or an older format).
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
+    let (version, rest) = read_varint(bytes).ok_or_else(|| DecodeError::Corrupt("no format version".into()))?;
+    let version = u32::try_from(version).map_err(|_| DecodeError::Corrupt("format version overflows".into()))?;
+    if version > FORMAT_VERSION {
+        return Err(DecodeError::Newer(version));
+    }
+    if version == 0 {
+        return Err(DecodeError::Corrupt("format version 0".into()));
+    }
+    let (body, tail) = postcard::take_from_bytes(rest).map_err(|e| DecodeError::Corrupt(e.to_string()))?;
+    if !tail.is_empty() {
+        return Err(DecodeError::Corrupt(format!("{} trailing bytes", tail.len())));
+    }
+    Ok(body)
+}
+
+fn write_varint(out: &mut Vec<u8>, mut v: u64) {
+    loop {
+        let byte = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+fn read_varint(bytes: &[u8]) -> Option<(u64, &[u8])> {
+    let mut v = 0u64;
+    for (i, &b) in bytes.iter().enumerate().take(10) {
+        v |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some((v, &bytes[i + 1..]));
+        }
+    }
+    None
+}
+
+/// The service around the token: created with the store, kept across C_InitToken.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceRecord {
+    /// The service UUID (customer identifier); the token serial is its first 16 hex digits.
+    pub uuid: [u8; 16],
+}
+
+/// One role's PIN state (SO or User).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PinRecord {
+    /// The master key wrapped under this role's PIN; `None` while no PIN is set.
+    pub wrapped_master_key: Option<WrappedMasterKey>,
+    /// Consecutive failed authentications.
+    pub failures: u32,
+    /// Locked: every attempt fails with CKR_PIN_LOCKED, until an unlock.
+    pub locked: bool,
+}
+
+/// The token: label, dates, PINs. Absent until the first C_InitToken.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    /// CK_TOKEN_INFO.label, 32 bytes blank-padded.
+    pub label: [u8; 32],
+    /// When C_InitToken last ran, RFC 3339 UTC.
+    pub created: String,
+    /// The SO's PIN state.
+    pub so: PinRecord,
+    /// The User's PIN state.
+    pub user: PinRecord,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_width_independence() {
+        let rec = PinRecord { wrapped_master_key: None, failures: 300, locked: true };
+        let bytes = encode(&rec).unwrap();
+        // version 1, Option None, varint 300 = ac 02, true.
+        assert_eq!(bytes, vec![1, 0, 0xac, 0x02, 1]);
+        assert_eq!(decode::<PinRecord>(&bytes).unwrap(), rec);
+    }
+
+    #[test]
+    fn newer_truncated_and_trailing_are_refused() {
+        let mut bytes = encode(&PinRecord::default()).unwrap();
+        bytes[0] = 2;
+        assert_eq!(decode::<PinRecord>(&bytes), Err(DecodeError::Newer(2)));
+        assert!(matches!(decode::<PinRecord>(&[1, 0]), Err(DecodeError::Corrupt(_))));
+        assert!(matches!(decode::<PinRecord>(&[]), Err(DecodeError::Corrupt(_))));
+        let mut bytes = encode(&PinRecord::default()).unwrap();
+        bytes.push(7);
+        assert!(matches!(decode::<PinRecord>(&bytes), Err(DecodeError::Corrupt(_))));
+        assert!(matches!(decode::<PinRecord>(&[0x80; 12]), Err(DecodeError::Corrupt(_))));
+    }
+}

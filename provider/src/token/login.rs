@@ -1,0 +1,234 @@
+//! Login, logout and the PIN lifecycle: C_Login, C_Logout, C_InitToken, C_InitPIN, C_SetPIN
+//! (spec sections 2 to 4).
+
+use pkcs11_sys::*;
+
+use super::error::{Error, Result};
+use super::lockout::{self, Attempt};
+use super::pin_policy;
+use super::session::{LoginState, UserType};
+use super::{Token, TokenState};
+use crate::crypto::master_key::{MasterKey, WrappedMasterKey};
+use crate::store::records::{PinRecord, TokenRecord};
+
+/// The two roles that own a PIN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    So,
+    User,
+}
+
+impl Role {
+    /// Binds a wrapped master key to its role, so the SO's copy never opens as the User's.
+    fn aad(self) -> &'static [u8] {
+        match self {
+            Role::So => b"key4c master key / SO",
+            Role::User => b"key4c master key / User",
+        }
+    }
+}
+
+impl Token {
+    /// C_InitToken: the first time sets the SO PIN; afterwards needs the current SO PIN and
+    /// wipes every object and the User PIN.
+    pub fn init_token(&self, slot: CK_SLOT_ID, so_pin: &[u8], label: &[u8; 32]) -> Result<()> {
+        self.check_slot(slot)?;
+        let mut state = self.state.lock();
+        if !self.sessions.read().is_empty() {
+            return Err(Error::SessionExists);
+        }
+        let so = match &state.record {
+            None => {
+                pin_policy::check_new_pin(so_pin)?;
+                PinRecord::default()
+            }
+            Some(_) => {
+                self.authenticate(&mut state, Role::So, so_pin)?;
+                state.record.as_ref().map(|r| r.so.clone()).unwrap_or_default()
+            }
+        };
+        // A new token gets a new master key: nothing sealed under the old one survives.
+        let master_key = MasterKey::generate().map_err(|_| rng_failed())?;
+        let record = TokenRecord {
+            label: *label,
+            created: now_rfc3339(),
+            so: PinRecord { wrapped_master_key: Some(self.wrap(&master_key, so_pin, Role::So)?), ..so },
+            user: PinRecord::default(),
+        };
+        let reinit = state.record.is_some();
+        if reinit {
+            self.store.reinit_token_durable(&record)
+        } else {
+            self.store.put_token_durable(&record)
+        }
+        .map_err(|e| Error::DeviceError(e.to_string()))?;
+        log::info!("token {} in {}", if reinit { "re-initialised" } else { "initialised" }, self.store.path().display());
+        state.record = Some(record);
+        state.logout();
+        Ok(())
+    }
+
+    /// C_Login.
+    pub fn login(&self, handle: CK_SESSION_HANDLE, user_type: CK_USER_TYPE, pin: &[u8]) -> Result<()> {
+        let mut state = self.state.lock();
+        self.session(handle)?;
+        let role = match UserType::from_ck(user_type)? {
+            UserType::So => {
+                match state.login {
+                    LoginState::So => return Err(Error::UserAlreadyLoggedIn),
+                    LoginState::User => return Err(Error::UserAnotherAlreadyLoggedIn),
+                    LoginState::Public => {}
+                }
+                if self.sessions.read().values().any(|s| !s.read_write) {
+                    return Err(Error::SessionReadOnlyExists);
+                }
+                Role::So
+            }
+            UserType::User => {
+                match state.login {
+                    LoginState::User => return Err(Error::UserAlreadyLoggedIn),
+                    LoginState::So => return Err(Error::UserAnotherAlreadyLoggedIn),
+                    LoginState::Public => {}
+                }
+                Role::User
+            }
+            UserType::ContextSpecific => {
+                if state.login != LoginState::User {
+                    return Err(Error::UserNotLoggedIn);
+                }
+                // No operation on this token needs re-authentication (no key has
+                // CKA_ALWAYS_AUTHENTICATE), so there is nothing to log in for.
+                return Err(Error::OperationNotInitialized);
+            }
+        };
+        let master_key = self.authenticate(&mut state, role, pin)?;
+        state.login = match role {
+            Role::So => LoginState::So,
+            Role::User => LoginState::User,
+        };
+        state.master_key = Some(master_key);
+        Ok(())
+    }
+
+    /// C_Logout.
+    pub fn logout(&self, handle: CK_SESSION_HANDLE) -> Result<()> {
+        let mut state = self.state.lock();
+        self.session(handle)?;
+        if state.login == LoginState::Public {
+            return Err(Error::UserNotLoggedIn);
+        }
+        state.logout();
+        Ok(())
+    }
+
+    /// C_InitPIN: the SO sets, resets or unlocks the User PIN.
+    pub fn init_pin(&self, handle: CK_SESSION_HANDLE, pin: &[u8]) -> Result<()> {
+        let mut state = self.state.lock();
+        let session = self.session(handle)?;
+        if state.login != LoginState::So {
+            return Err(Error::UserNotLoggedIn);
+        }
+        if !session.read_write {
+            return Err(Error::SessionReadOnly);
+        }
+        pin_policy::check_new_pin(pin)?;
+        let record = state.record.as_ref().ok_or(Error::TokenNotRecognized)?;
+        if let Some(current) = &record.user.wrapped_master_key {
+            if current.unwrap_with(pin, Role::User.aad()).is_some() {
+                return Err(Error::PinInvalid);
+            }
+        }
+        let master_key = state.master_key.as_ref().ok_or(Error::UserNotLoggedIn)?;
+        let wrapped = self.wrap(master_key, pin, Role::User)?;
+        let mut record = record.clone();
+        record.user = PinRecord { wrapped_master_key: Some(wrapped), failures: 0, locked: false };
+        self.commit(&mut state, record)
+    }
+
+    /// C_SetPIN: the SO changes the SO PIN in an SO R/W session; the User PIN only with the
+    /// `allow_user_set_pin` switch, otherwise `CKR_USER_NOT_LOGGED_IN`.
+    pub fn set_pin(&self, handle: CK_SESSION_HANDLE, old_pin: &[u8], new_pin: &[u8]) -> Result<()> {
+        let mut state = self.state.lock();
+        let session = self.session(handle)?;
+        if !session.read_write {
+            return Err(Error::SessionReadOnly);
+        }
+        let role = match state.login {
+            LoginState::So => Role::So,
+            LoginState::User | LoginState::Public if self.config.allow_user_set_pin => Role::User,
+            _ => return Err(Error::UserNotLoggedIn),
+        };
+        if role == Role::User && state.record.as_ref().is_some_and(|r| r.user.wrapped_master_key.is_none()) {
+            return Err(Error::UserPinNotInitialized);
+        }
+        pin_policy::check_new_pin(new_pin)?;
+        let master_key = self.authenticate(&mut state, role, old_pin)?;
+        if new_pin == old_pin {
+            return Err(Error::PinInvalid);
+        }
+        let wrapped = self.wrap(&master_key, new_pin, role)?;
+        let mut record = state.record.clone().ok_or(Error::TokenNotRecognized)?;
+        role_pin(&mut record, role).wrapped_master_key = Some(wrapped);
+        self.commit(&mut state, record)
+    }
+
+    /// Checks `pin` for `role`, counting a failure durably before returning; on success the
+    /// counter is reset and the master key returned.
+    fn authenticate(&self, state: &mut TokenState, role: Role, pin: &[u8]) -> Result<MasterKey> {
+        let record = state.record.as_ref().ok_or(Error::TokenNotRecognized)?;
+        let current = match role {
+            Role::So => &record.so,
+            Role::User => &record.user,
+        };
+        if current.locked {
+            return Err(Error::PinLocked);
+        }
+        let wrapped = current.wrapped_master_key.as_ref().ok_or(Error::UserPinNotInitialized)?;
+        let master_key = wrapped.unwrap_with(pin, role.aad());
+        let mut updated = record.clone();
+        let pin_record = role_pin(&mut updated, role);
+        let was_failures = pin_record.failures;
+        let attempt = lockout::record_attempt(pin_record, master_key.is_some(), self.config.pin_retry_limit);
+        if attempt != Attempt::Accepted || was_failures != 0 {
+            self.commit(state, updated)?;
+        }
+        match (attempt, master_key) {
+            (Attempt::Accepted, Some(key)) => Ok(key),
+            (Attempt::NowLocked, _) => {
+                log::warn!("{role:?} PIN locked after {} consecutive failures", self.config.pin_retry_limit);
+                Err(Error::PinLocked)
+            }
+            _ => Err(Error::PinIncorrect),
+        }
+    }
+
+    /// Writes `record` durably, then makes it the token's state.
+    fn commit(&self, state: &mut TokenState, record: TokenRecord) -> Result<()> {
+        let result = self.store.put_token_durable(&record).map_err(|e| Error::DeviceError(e.to_string()));
+        // Even when the write failed, keep the stricter in-memory state (a counted failure
+        // must never be forgotten by this process).
+        state.record = Some(record);
+        result
+    }
+
+    fn wrap(&self, master_key: &MasterKey, pin: &[u8], role: Role) -> Result<WrappedMasterKey> {
+        WrappedMasterKey::wrap(master_key, pin, self.config.kdf_iterations, role.aad()).map_err(|_| rng_failed())
+    }
+}
+
+fn role_pin(record: &mut TokenRecord, role: Role) -> &mut PinRecord {
+    match role {
+        Role::So => &mut record.so,
+        Role::User => &mut record.user,
+    }
+}
+
+fn rng_failed() -> Error {
+    Error::DeviceError("the random generator failed".into())
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
