@@ -31,7 +31,8 @@ pub struct Version {
 impl<'de> Deserialize<'de> for Version {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        let bad = || serde::de::Error::custom(format!("version {s:?} is not MAJOR.MINOR (0..=255 each)"));
+        let bad =
+            || serde::de::Error::custom(format!("version {s:?} is not MAJOR.MINOR (0..=255 each)"));
         let (a, b) = s.split_once('.').ok_or_else(bad)?;
         Ok(Version {
             major: a.parse().map_err(|_| bad())?,
@@ -155,17 +156,25 @@ mod tests {
         let c = Config::parse("").unwrap();
         assert_eq!(c.pin_retry_limit, 5);
         assert_eq!(c.manufacturer, "Key4C Emulator");
-        let c = Config::parse("pin_retry_limit = 3\nhardware_version = \"3.1\"\nkdf_iterations = 1000").unwrap();
+        let c =
+            Config::parse("pin_retry_limit = 3\nhardware_version = \"3.1\"\nkdf_iterations = 1000")
+                .unwrap();
         assert_eq!(c.pin_retry_limit, 3);
         assert_eq!(c.hardware_version, Version { major: 3, minor: 1 });
     }
 
     #[test]
     fn rejects_bad_values_and_unknown_keys() {
-        assert!(Config::parse("pin_retry_limit = 16").unwrap_err().contains("1..=15"));
+        assert!(Config::parse("pin_retry_limit = 16")
+            .unwrap_err()
+            .contains("1..=15"));
         assert!(Config::parse("pin_retry_limit = 0").is_err());
-        assert!(Config::parse("kdf_iterations = 999").unwrap_err().contains("floor"));
-        assert!(Config::parse("pin_retry_limt = 3").unwrap_err().contains("unknown field"));
+        assert!(Config::parse("kdf_iterations = 999")
+            .unwrap_err()
+            .contains("floor"));
+        assert!(Config::parse("pin_retry_limt = 3")
+            .unwrap_err()
+            .contains("unknown field"));
         assert!(Config::parse("hardware_version = \"3\"").is_err());
     }
 }

@@ -1,6 +1,6 @@
+pub mod abi;
 pub mod config;
 pub mod crypto;
+pub mod logging;
 pub mod store;
 pub mod token;
-pub mod abi;
-pub mod logging;

@@ -20,11 +20,18 @@ pub fn init(config: &Config) {
             .map(std::path::PathBuf::from)
             .or_else(|| config.log_file.clone());
         if let Some(path) = file {
-            match std::fs::OpenOptions::new().create(true).append(true).open(&path) {
+            match std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+            {
                 Ok(f) => {
                     builder.target(env_logger::Target::Pipe(Box::new(f)));
                 }
-                Err(e) => eprintln!("key4c: cannot open log file {}: {e}; logging to stderr", path.display()),
+                Err(e) => eprintln!(
+                    "key4c: cannot open log file {}: {e}; logging to stderr",
+                    path.display()
+                ),
             }
         }
         // The host may have installed a logger of its own through the same `log` crate.

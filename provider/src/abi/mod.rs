@@ -82,7 +82,11 @@ fn token() -> Result<Arc<Token>> {
 unsafe fn input<'a>(ptr: *const u8, len: CK_ULONG) -> Result<&'a [u8]> {
     let len = usize::try_from(len).map_err(|_| Error::ArgumentsBad)?;
     if ptr.is_null() {
-        return if len == 0 { Ok(&[]) } else { Err(Error::ArgumentsBad) };
+        return if len == 0 {
+            Ok(&[])
+        } else {
+            Err(Error::ArgumentsBad)
+        };
     }
     if len > isize::MAX as usize {
         return Err(Error::ArgumentsBad);

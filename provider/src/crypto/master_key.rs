@@ -37,7 +37,11 @@ impl MasterKey {
     }
 
     /// Seals `plaintext` under this key; `aad` binds it to its place in the store.
-    pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<Sealed, aws_lc_rs::error::Unspecified> {
+    pub fn seal(
+        &self,
+        aad: &[u8],
+        plaintext: &[u8],
+    ) -> Result<Sealed, aws_lc_rs::error::Unspecified> {
         seal(&self.0, aad, plaintext)
     }
 

@@ -66,8 +66,12 @@ pub struct Store {
 impl Store {
     /// Opens (creating if absent) the store in `path`.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let io = |detail: String| StoreError::Io { path: path.to_path_buf(), detail };
-        std::fs::create_dir_all(path).map_err(|e| io(format!("cannot create the directory: {e}")))?;
+        let io = |detail: String| StoreError::Io {
+            path: path.to_path_buf(),
+            detail,
+        };
+        std::fs::create_dir_all(path)
+            .map_err(|e| io(format!("cannot create the directory: {e}")))?;
         // sled panics on some kinds of damage; a damaged store is an error, never a crash.
         let opened = catch_unwind(AssertUnwindSafe(|| {
             sled::Config::new()
@@ -78,17 +82,34 @@ impl Store {
         }));
         let db = match opened {
             Ok(Ok(db)) => db,
-            Ok(Err(sled::Error::Io(e))) if e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("lock") => {
-                return Err(StoreError::Locked { path: path.to_path_buf(), holder: read_holder(path) });
+            Ok(Err(sled::Error::Io(e)))
+                if e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("lock") =>
+            {
+                return Err(StoreError::Locked {
+                    path: path.to_path_buf(),
+                    holder: read_holder(path),
+                });
             }
             Ok(Err(sled::Error::Io(e))) => return Err(io(e.to_string())),
-            Ok(Err(e)) => return Err(StoreError::Corrupt { path: path.to_path_buf(), detail: e.to_string() }),
+            Ok(Err(e)) => {
+                return Err(StoreError::Corrupt {
+                    path: path.to_path_buf(),
+                    detail: e.to_string(),
+                })
+            }
             Err(_) => {
-                return Err(StoreError::Corrupt { path: path.to_path_buf(), detail: "the database could not be read".into() })
+                return Err(StoreError::Corrupt {
+                    path: path.to_path_buf(),
+                    detail: "the database could not be read".into(),
+                })
             }
         };
         let objects = db.open_tree(TREE_OBJECTS).map_err(|e| io(e.to_string()))?;
-        let store = Store { path: path.to_path_buf(), db, objects };
+        let store = Store {
+            path: path.to_path_buf(),
+            db,
+            objects,
+        };
         store.check_or_create_format()?;
         write_holder(path);
         Ok(store)
@@ -106,7 +127,9 @@ impl Store {
                 if version > FORMAT_VERSION {
                     return Err(StoreError::Newer {
                         path: self.path.clone(),
-                        detail: format!("store format {version}, this key4c reads up to {FORMAT_VERSION}"),
+                        detail: format!(
+                            "store format {version}, this key4c reads up to {FORMAT_VERSION}"
+                        ),
                     });
                 }
                 Ok(())
@@ -114,12 +137,17 @@ impl Store {
             None if self.db.is_empty() && self.objects.is_empty() => {
                 let uuid = crate::crypto::random_array::<16>()
                     .map_err(|_| self.io("the random generator failed".into()))?;
-                let uuid = *uuid::Builder::from_random_bytes(uuid).into_uuid().as_bytes();
+                let uuid = *uuid::Builder::from_random_bytes(uuid)
+                    .into_uuid()
+                    .as_bytes();
                 self.put(KEY_SERVICE, &ServiceRecord { uuid })?;
                 self.put(KEY_FORMAT, &FORMAT_VERSION)?;
                 self.flush()
             }
-            None => Err(StoreError::Corrupt { path: self.path.clone(), detail: "it has data but no format record".into() }),
+            None => Err(StoreError::Corrupt {
+                path: self.path.clone(),
+                detail: "it has data but no format record".into(),
+            }),
         }
     }
 
@@ -164,33 +192,49 @@ impl Store {
 
     fn put<T: serde::Serialize>(&self, key: &[u8], value: &T) -> Result<(), StoreError> {
         let bytes = encode(value).map_err(|e| self.io(e))?;
-        self.db.insert(key, bytes).map_err(|e| self.io(e.to_string()))?;
+        self.db
+            .insert(key, bytes)
+            .map_err(|e| self.io(e.to_string()))?;
         Ok(())
     }
 
     fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush().map_err(|e| self.io(format!("cannot make the write durable: {e}")))?;
+        self.db
+            .flush()
+            .map_err(|e| self.io(format!("cannot make the write durable: {e}")))?;
         Ok(())
     }
 
-    fn decode<T: serde::de::DeserializeOwned>(&self, key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
+    fn decode<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &[u8],
+        bytes: &[u8],
+    ) -> Result<T, StoreError> {
         let what = String::from_utf8_lossy(key);
         decode(bytes).map_err(|e| match e {
             DecodeError::Newer(v) => StoreError::Newer {
                 path: self.path.clone(),
                 detail: format!("record {what:?} has format {v}"),
             },
-            DecodeError::Corrupt(d) => StoreError::Corrupt { path: self.path.clone(), detail: format!("record {what:?}: {d}") },
+            DecodeError::Corrupt(d) => StoreError::Corrupt {
+                path: self.path.clone(),
+                detail: format!("record {what:?}: {d}"),
+            },
         })
     }
 
     fn io(&self, detail: String) -> StoreError {
-        StoreError::Io { path: self.path.clone(), detail }
+        StoreError::Io {
+            path: self.path.clone(),
+            detail,
+        }
     }
 }
 
 fn write_holder(path: &Path) {
-    let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "?".into());
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "?".into());
     let text = format!("pid {} ({exe})\n", std::process::id());
     if let Err(e) = std::fs::write(path.join(HOLDER_FILE), text) {
         log::debug!("cannot write the holder file in {}: {e}", path.display());

@@ -32,17 +32,23 @@ pub fn encode<T: Serialize>(body: &T) -> Result<Vec<u8>, String> {
 
 /// Decodes a record written by [`encode`] (this or an older format).
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
-    let (version, rest) = read_varint(bytes).ok_or_else(|| DecodeError::Corrupt("no format version".into()))?;
-    let version = u32::try_from(version).map_err(|_| DecodeError::Corrupt("format version overflows".into()))?;
+    let (version, rest) =
+        read_varint(bytes).ok_or_else(|| DecodeError::Corrupt("no format version".into()))?;
+    let version = u32::try_from(version)
+        .map_err(|_| DecodeError::Corrupt("format version overflows".into()))?;
     if version > FORMAT_VERSION {
         return Err(DecodeError::Newer(version));
     }
     if version == 0 {
         return Err(DecodeError::Corrupt("format version 0".into()));
     }
-    let (body, tail) = postcard::take_from_bytes(rest).map_err(|e| DecodeError::Corrupt(e.to_string()))?;
+    let (body, tail) =
+        postcard::take_from_bytes(rest).map_err(|e| DecodeError::Corrupt(e.to_string()))?;
     if !tail.is_empty() {
-        return Err(DecodeError::Corrupt(format!("{} trailing bytes", tail.len())));
+        return Err(DecodeError::Corrupt(format!(
+            "{} trailing bytes",
+            tail.len()
+        )));
     }
     Ok(body)
 }
@@ -107,7 +113,11 @@ mod tests {
 
     #[test]
     fn round_trip_and_width_independence() {
-        let rec = PinRecord { wrapped_master_key: None, failures: 300, locked: true };
+        let rec = PinRecord {
+            wrapped_master_key: None,
+            failures: 300,
+            locked: true,
+        };
         let bytes = encode(&rec).unwrap();
         // version 1, Option None, varint 300 = ac 02, true.
         assert_eq!(bytes, vec![1, 0, 0xac, 0x02, 1]);
@@ -119,11 +129,23 @@ mod tests {
         let mut bytes = encode(&PinRecord::default()).unwrap();
         bytes[0] = 2;
         assert_eq!(decode::<PinRecord>(&bytes), Err(DecodeError::Newer(2)));
-        assert!(matches!(decode::<PinRecord>(&[1, 0]), Err(DecodeError::Corrupt(_))));
-        assert!(matches!(decode::<PinRecord>(&[]), Err(DecodeError::Corrupt(_))));
+        assert!(matches!(
+            decode::<PinRecord>(&[1, 0]),
+            Err(DecodeError::Corrupt(_))
+        ));
+        assert!(matches!(
+            decode::<PinRecord>(&[]),
+            Err(DecodeError::Corrupt(_))
+        ));
         let mut bytes = encode(&PinRecord::default()).unwrap();
         bytes.push(7);
-        assert!(matches!(decode::<PinRecord>(&bytes), Err(DecodeError::Corrupt(_))));
-        assert!(matches!(decode::<PinRecord>(&[0x80; 12]), Err(DecodeError::Corrupt(_))));
+        assert!(matches!(
+            decode::<PinRecord>(&bytes),
+            Err(DecodeError::Corrupt(_))
+        ));
+        assert!(matches!(
+            decode::<PinRecord>(&[0x80; 12]),
+            Err(DecodeError::Corrupt(_))
+        ));
     }
 }

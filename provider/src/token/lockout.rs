@@ -34,9 +34,17 @@ pub fn record_attempt(pin: &mut PinRecord, correct: bool, limit: u32) -> Attempt
 /// The PIN_COUNT_LOW / PIN_FINAL_TRY / PIN_LOCKED flags of one role.
 pub fn pin_flags(pin: &PinRecord, limit: u32, so: bool) -> CK_FLAGS {
     let (low, final_try, locked) = if so {
-        (CKF_SO_PIN_COUNT_LOW, CKF_SO_PIN_FINAL_TRY, CKF_SO_PIN_LOCKED)
+        (
+            CKF_SO_PIN_COUNT_LOW,
+            CKF_SO_PIN_FINAL_TRY,
+            CKF_SO_PIN_LOCKED,
+        )
     } else {
-        (CKF_USER_PIN_COUNT_LOW, CKF_USER_PIN_FINAL_TRY, CKF_USER_PIN_LOCKED)
+        (
+            CKF_USER_PIN_COUNT_LOW,
+            CKF_USER_PIN_FINAL_TRY,
+            CKF_USER_PIN_LOCKED,
+        )
     };
     let mut flags = 0;
     if pin.failures >= 1 {
@@ -64,10 +72,16 @@ mod tests {
             assert_eq!(pin_flags(&pin, 5, false), CKF_USER_PIN_COUNT_LOW);
         }
         assert_eq!(record_attempt(&mut pin, false, 5), Attempt::Incorrect);
-        assert_eq!(pin_flags(&pin, 5, true), CKF_SO_PIN_COUNT_LOW | CKF_SO_PIN_FINAL_TRY);
+        assert_eq!(
+            pin_flags(&pin, 5, true),
+            CKF_SO_PIN_COUNT_LOW | CKF_SO_PIN_FINAL_TRY
+        );
         assert_eq!(record_attempt(&mut pin, false, 5), Attempt::NowLocked);
         assert!(pin.locked);
-        assert_eq!(pin_flags(&pin, 5, true), CKF_SO_PIN_COUNT_LOW | CKF_SO_PIN_LOCKED);
+        assert_eq!(
+            pin_flags(&pin, 5, true),
+            CKF_SO_PIN_COUNT_LOW | CKF_SO_PIN_LOCKED
+        );
     }
 
     #[test]

@@ -44,7 +44,11 @@ impl Token {
             }
             Some(_) => {
                 self.authenticate(&mut state, Role::So, so_pin)?;
-                state.record.as_ref().map(|r| r.so.clone()).unwrap_or_default()
+                state
+                    .record
+                    .as_ref()
+                    .map(|r| r.so.clone())
+                    .unwrap_or_default()
             }
         };
         // A new token gets a new master key: nothing sealed under the old one survives.
@@ -52,7 +56,10 @@ impl Token {
         let record = TokenRecord {
             label: *label,
             created: now_rfc3339(),
-            so: PinRecord { wrapped_master_key: Some(self.wrap(&master_key, so_pin, Role::So)?), ..so },
+            so: PinRecord {
+                wrapped_master_key: Some(self.wrap(&master_key, so_pin, Role::So)?),
+                ..so
+            },
             user: PinRecord::default(),
         };
         let reinit = state.record.is_some();
@@ -62,14 +69,27 @@ impl Token {
             self.store.put_token_durable(&record)
         }
         .map_err(|e| Error::DeviceError(e.to_string()))?;
-        log::info!("token {} in {}", if reinit { "re-initialised" } else { "initialised" }, self.store.path().display());
+        log::info!(
+            "token {} in {}",
+            if reinit {
+                "re-initialised"
+            } else {
+                "initialised"
+            },
+            self.store.path().display()
+        );
         state.record = Some(record);
         state.logout();
         Ok(())
     }
 
     /// C_Login.
-    pub fn login(&self, handle: CK_SESSION_HANDLE, user_type: CK_USER_TYPE, pin: &[u8]) -> Result<()> {
+    pub fn login(
+        &self,
+        handle: CK_SESSION_HANDLE,
+        user_type: CK_USER_TYPE,
+        pin: &[u8],
+    ) -> Result<()> {
         let mut state = self.state.lock();
         self.session(handle)?;
         let role = match UserType::from_ck(user_type)? {
@@ -141,7 +161,11 @@ impl Token {
         let master_key = state.master_key.as_ref().ok_or(Error::UserNotLoggedIn)?;
         let wrapped = self.wrap(master_key, pin, Role::User)?;
         let mut record = record.clone();
-        record.user = PinRecord { wrapped_master_key: Some(wrapped), failures: 0, locked: false };
+        record.user = PinRecord {
+            wrapped_master_key: Some(wrapped),
+            failures: 0,
+            locked: false,
+        };
         self.commit(&mut state, record)
     }
 
@@ -158,7 +182,12 @@ impl Token {
             LoginState::User | LoginState::Public if self.config.allow_user_set_pin => Role::User,
             _ => return Err(Error::UserNotLoggedIn),
         };
-        if role == Role::User && state.record.as_ref().is_some_and(|r| r.user.wrapped_master_key.is_none()) {
+        if role == Role::User
+            && state
+                .record
+                .as_ref()
+                .is_some_and(|r| r.user.wrapped_master_key.is_none())
+        {
             return Err(Error::UserPinNotInitialized);
         }
         pin_policy::check_new_pin(new_pin)?;
@@ -183,19 +212,29 @@ impl Token {
         if current.locked {
             return Err(Error::PinLocked);
         }
-        let wrapped = current.wrapped_master_key.as_ref().ok_or(Error::UserPinNotInitialized)?;
+        let wrapped = current
+            .wrapped_master_key
+            .as_ref()
+            .ok_or(Error::UserPinNotInitialized)?;
         let master_key = wrapped.unwrap_with(pin, role.aad());
         let mut updated = record.clone();
         let pin_record = role_pin(&mut updated, role);
         let was_failures = pin_record.failures;
-        let attempt = lockout::record_attempt(pin_record, master_key.is_some(), self.config.pin_retry_limit);
+        let attempt = lockout::record_attempt(
+            pin_record,
+            master_key.is_some(),
+            self.config.pin_retry_limit,
+        );
         if attempt != Attempt::Accepted || was_failures != 0 {
             self.commit(state, updated)?;
         }
         match (attempt, master_key) {
             (Attempt::Accepted, Some(key)) => Ok(key),
             (Attempt::NowLocked, _) => {
-                log::warn!("{role:?} PIN locked after {} consecutive failures", self.config.pin_retry_limit);
+                log::warn!(
+                    "{role:?} PIN locked after {} consecutive failures",
+                    self.config.pin_retry_limit
+                );
                 Err(Error::PinLocked)
             }
             _ => Err(Error::PinIncorrect),
@@ -204,7 +243,10 @@ impl Token {
 
     /// Writes `record` durably, then makes it the token's state.
     fn commit(&self, state: &mut TokenState, record: TokenRecord) -> Result<()> {
-        let result = self.store.put_token_durable(&record).map_err(|e| Error::DeviceError(e.to_string()));
+        let result = self
+            .store
+            .put_token_durable(&record)
+            .map_err(|e| Error::DeviceError(e.to_string()));
         // Even when the write failed, keep the stricter in-memory state (a counted failure
         // must never be forgotten by this process).
         state.record = Some(record);
@@ -212,7 +254,8 @@ impl Token {
     }
 
     fn wrap(&self, master_key: &MasterKey, pin: &[u8], role: Role) -> Result<WrappedMasterKey> {
-        WrappedMasterKey::wrap(master_key, pin, self.config.kdf_iterations, role.aad()).map_err(|_| rng_failed())
+        WrappedMasterKey::wrap(master_key, pin, self.config.kdf_iterations, role.aad())
+            .map_err(|_| rng_failed())
     }
 }
 

@@ -48,14 +48,23 @@ struct TokenState {
 impl Token {
     /// Opens the token's store as `config` says.
     pub fn open(config: Config) -> Result<Token> {
-        let store = Store::open(&config.store_dir()).map_err(|e| Error::DeviceError(e.to_string()))?;
-        let service = store.service().map_err(|e| Error::DeviceError(e.to_string()))?;
-        let record = store.token().map_err(|e| Error::DeviceError(e.to_string()))?;
+        let store =
+            Store::open(&config.store_dir()).map_err(|e| Error::DeviceError(e.to_string()))?;
+        let service = store
+            .service()
+            .map_err(|e| Error::DeviceError(e.to_string()))?;
+        let record = store
+            .token()
+            .map_err(|e| Error::DeviceError(e.to_string()))?;
         Ok(Token {
             config,
             store,
             service,
-            state: Mutex::new(TokenState { record, login: LoginState::Public, master_key: None }),
+            state: Mutex::new(TokenState {
+                record,
+                login: LoginState::Public,
+                master_key: None,
+            }),
             sessions: RwLock::new(HashMap::new()),
             next_handle: AtomicU64::new(1),
         })
@@ -68,7 +77,9 @@ impl Token {
 
     /// The service UUID, as 32 lower-case hex digits.
     pub fn service_uuid(&self) -> String {
-        uuid::Uuid::from_bytes(self.service.uuid).simple().to_string()
+        uuid::Uuid::from_bytes(self.service.uuid)
+            .simple()
+            .to_string()
     }
 
     /// The only slot's ID.
@@ -126,7 +137,10 @@ impl Token {
         }
         let (total, rw) = {
             let sessions = self.sessions.read();
-            (sessions.len(), sessions.values().filter(|s| s.read_write).count())
+            (
+                sessions.len(),
+                sessions.values().filter(|s| s.read_write).count(),
+            )
         };
         let serial = self.service_uuid();
         Ok(CK_TOKEN_INFO {
@@ -167,7 +181,9 @@ impl Token {
         }
         // A 64-bit counter never wraps in a process lifetime, so handles are never reused.
         let handle = self.next_handle.fetch_add(1, Ordering::Relaxed);
-        self.sessions.write().insert(handle, Arc::new(Session { handle, read_write }));
+        self.sessions
+            .write()
+            .insert(handle, Arc::new(Session { handle, read_write }));
         Ok(handle)
     }
 
@@ -175,7 +191,9 @@ impl Token {
     pub fn close_session(&self, handle: CK_SESSION_HANDLE) -> Result<()> {
         let mut state = self.state.lock();
         let mut sessions = self.sessions.write();
-        sessions.remove(&handle).ok_or(Error::SessionHandleInvalid)?;
+        sessions
+            .remove(&handle)
+            .ok_or(Error::SessionHandleInvalid)?;
         if sessions.is_empty() {
             state.logout();
         }
@@ -200,7 +218,11 @@ impl Token {
 
     /// The session with this handle.
     pub fn session(&self, handle: CK_SESSION_HANDLE) -> Result<Arc<Session>> {
-        self.sessions.read().get(&handle).cloned().ok_or(Error::SessionHandleInvalid)
+        self.sessions
+            .read()
+            .get(&handle)
+            .cloned()
+            .ok_or(Error::SessionHandleInvalid)
     }
 
     /// C_GetMechanismList: the mechanisms the token implements.
@@ -210,7 +232,11 @@ impl Token {
     }
 
     /// C_GetMechanismInfo.
-    pub fn mechanism_info(&self, slot: CK_SLOT_ID, _mechanism: CK_MECHANISM_TYPE) -> Result<CK_MECHANISM_INFO> {
+    pub fn mechanism_info(
+        &self,
+        slot: CK_SLOT_ID,
+        _mechanism: CK_MECHANISM_TYPE,
+    ) -> Result<CK_MECHANISM_INFO> {
         self.check_slot(slot)?;
         Err(Error::MechanismInvalid)
     }
@@ -218,7 +244,8 @@ impl Token {
     /// C_GenerateRandom.
     pub fn generate_random(&self, handle: CK_SESSION_HANDLE, out: &mut [u8]) -> Result<()> {
         self.session(handle)?;
-        crate::crypto::random_fill(out).map_err(|_| Error::DeviceError("the random generator failed".into()))
+        crate::crypto::random_fill(out)
+            .map_err(|_| Error::DeviceError("the random generator failed".into()))
     }
 
     /// C_SeedRandom: aws-lc's DRBG reseeds itself from the OS and takes no outside seed.
@@ -244,7 +271,10 @@ pub fn padded<const N: usize>(s: &str) -> [u8; N] {
 }
 
 fn ck_version(v: crate::config::Version) -> CK_VERSION {
-    CK_VERSION { major: v.major, minor: v.minor }
+    CK_VERSION {
+        major: v.major,
+        minor: v.minor,
+    }
 }
 
 fn utc_time() -> [u8; 16] {

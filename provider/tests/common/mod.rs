@@ -1,0 +1,268 @@
+//! Test support: load the built module (`libkey4c_pkcs11.so`) with dlopen, call it through its
+//! raw 3.0 function list, and run each scenario in its own process with its own store, so
+//! the module's process-wide state never leaks from one test into another.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
+
+pub use key4c_pkcs11::token::error::ckr_name;
+pub use pkcs11_sys::*;
+
+/// The PINs of the vendor's examples (all valid under the policy).
+pub const SO_PIN: &[u8] = b"So-Pin.2024x";
+pub const USER_PIN: &[u8] = b"Us3r#Pin.9k";
+pub const OTHER_PIN: &[u8] = b"Key4C-Pin.9x";
+pub const WRONG_PIN: &[u8] = b"Wr0ng-Pin.x";
+
+/// Asserts a return code, naming both codes on failure.
+#[macro_export]
+macro_rules! assert_rv {
+    ($got:expr, $want:expr) => {{
+        let got: CK_RV = $got;
+        let want: CK_RV = $want;
+        assert!(
+            got == want,
+            "got {} (0x{:x}), expected {} (0x{:x})",
+            ckr_name(got),
+            got,
+            ckr_name(want),
+            want
+        );
+    }};
+}
+
+/// Calls a function of the raw list: `call!(lib, C_Login, h, CKU_USER, ...)`.
+#[macro_export]
+macro_rules! call {
+    ($lib:expr, $f:ident $(, $arg:expr)* $(,)?) => {
+        unsafe { ($lib.f().$f.expect(stringify!($f)))($($arg),*) }
+    };
+}
+
+/// Path of the cdylib cargo built next to this test binary.
+pub fn module_path() -> PathBuf {
+    let exe = std::env::current_exe().expect("test exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    dir.join("libkey4c_pkcs11.so")
+}
+
+/// The module, loaded with dlopen.
+pub struct Lib {
+    _lib: libloading::Library,
+    list: *const CK_FUNCTION_LIST_3_0,
+}
+
+// The function list is an immutable static of the module.
+unsafe impl Sync for Lib {}
+unsafe impl Send for Lib {}
+
+impl Lib {
+    /// Loads the module and fetches its 3.0 interface.
+    pub fn load() -> Lib {
+        let lib = unsafe { libloading::Library::new(module_path()) }.expect("dlopen the module");
+        let get: libloading::Symbol<
+            unsafe extern "C" fn(
+                CK_UTF8CHAR_PTR,
+                CK_VERSION_PTR,
+                CK_INTERFACE_PTR_PTR,
+                CK_FLAGS,
+            ) -> CK_RV,
+        > = unsafe { lib.get(b"C_GetInterface\0") }.expect("C_GetInterface symbol");
+        let mut iface: CK_INTERFACE_PTR = std::ptr::null_mut();
+        let rv = unsafe { get(std::ptr::null_mut(), std::ptr::null_mut(), &mut iface, 0) };
+        assert_eq!(rv, CKR_OK);
+        let list = unsafe { (*iface).pFunctionList } as *const CK_FUNCTION_LIST_3_0;
+        Lib { _lib: lib, list }
+    }
+
+    /// The raw function list.
+    pub fn f(&self) -> &CK_FUNCTION_LIST_3_0 {
+        unsafe { &*self.list }
+    }
+
+    /// C_Initialize(NULL) must succeed.
+    pub fn init(&self) {
+        assert_rv!(call!(self, C_Initialize, std::ptr::null_mut()), CKR_OK);
+    }
+
+    /// The first (only) slot.
+    pub fn slot(&self) -> CK_SLOT_ID {
+        let mut slots = [0 as CK_SLOT_ID; 4];
+        let mut n: CK_ULONG = 4;
+        assert_rv!(
+            call!(self, C_GetSlotList, CK_TRUE, slots.as_mut_ptr(), &mut n),
+            CKR_OK
+        );
+        assert_eq!(n, 1);
+        slots[0]
+    }
+
+    pub fn token_info(&self) -> CK_TOKEN_INFO {
+        let mut info = CK_TOKEN_INFO::default();
+        assert_rv!(call!(self, C_GetTokenInfo, self.slot(), &mut info), CKR_OK);
+        info
+    }
+
+    /// The token flags.
+    pub fn flags(&self) -> CK_FLAGS {
+        self.token_info().flags
+    }
+
+    pub fn init_token(&self, so_pin: &[u8], label: &str) -> CK_RV {
+        let mut l = [b' '; 32];
+        l[..label.len()].copy_from_slice(label.as_bytes());
+        call!(
+            self,
+            C_InitToken,
+            self.slot(),
+            so_pin.as_ptr() as *mut u8,
+            so_pin.len() as CK_ULONG,
+            l.as_mut_ptr()
+        )
+    }
+
+    pub fn open(&self, rw: bool) -> Result<CK_SESSION_HANDLE, CK_RV> {
+        let mut h = 0;
+        let flags = CKF_SERIAL_SESSION | if rw { CKF_RW_SESSION } else { 0 };
+        let rv = call!(
+            self,
+            C_OpenSession,
+            self.slot(),
+            flags,
+            std::ptr::null_mut(),
+            None,
+            &mut h
+        );
+        if rv == CKR_OK {
+            Ok(h)
+        } else {
+            Err(rv)
+        }
+    }
+
+    pub fn open_rw(&self) -> CK_SESSION_HANDLE {
+        self.open(true)
+            .unwrap_or_else(|rv| panic!("C_OpenSession: {}", ckr_name(rv)))
+    }
+
+    pub fn login(&self, h: CK_SESSION_HANDLE, user: CK_USER_TYPE, pin: &[u8]) -> CK_RV {
+        call!(
+            self,
+            C_Login,
+            h,
+            user,
+            pin.as_ptr() as *mut u8,
+            pin.len() as CK_ULONG
+        )
+    }
+
+    pub fn logout(&self, h: CK_SESSION_HANDLE) -> CK_RV {
+        call!(self, C_Logout, h)
+    }
+
+    pub fn init_pin(&self, h: CK_SESSION_HANDLE, pin: &[u8]) -> CK_RV {
+        call!(
+            self,
+            C_InitPIN,
+            h,
+            pin.as_ptr() as *mut u8,
+            pin.len() as CK_ULONG
+        )
+    }
+
+    pub fn set_pin(&self, h: CK_SESSION_HANDLE, old: &[u8], new: &[u8]) -> CK_RV {
+        call!(
+            self,
+            C_SetPIN,
+            h,
+            old.as_ptr() as *mut u8,
+            old.len() as CK_ULONG,
+            new.as_ptr() as *mut u8,
+            new.len() as CK_ULONG
+        )
+    }
+
+    pub fn state(&self, h: CK_SESSION_HANDLE) -> CK_STATE {
+        let mut info = CK_SESSION_INFO::default();
+        assert_rv!(call!(self, C_GetSessionInfo, h, &mut info), CKR_OK);
+        info.state
+    }
+
+    pub fn close(&self, h: CK_SESSION_HANDLE) -> CK_RV {
+        call!(self, C_CloseSession, h)
+    }
+
+    /// Initialises the token with SO_PIN and sets USER_PIN; leaves no session open.
+    pub fn provision(&self) {
+        assert_rv!(self.init_token(SO_PIN, "key4c test"), CKR_OK);
+        let h = self.open_rw();
+        assert_rv!(self.login(h, CKU_SO, SO_PIN), CKR_OK);
+        assert_rv!(self.init_pin(h, USER_PIN), CKR_OK);
+        assert_rv!(self.close(h), CKR_OK);
+    }
+}
+
+/// Environment variable naming the test the child process runs.
+const CHILD: &str = "KEY4C_TEST_CHILD";
+/// Environment variable naming the step of a multi-process test.
+const STEP: &str = "KEY4C_TEST_STEP";
+
+/// Runs `body` in a child process with a fresh store and this config text (the store path and
+/// a low KDF cost are added). Returns in the parent once the child passed.
+pub fn isolated(name: &str, config: &str, body: impl FnOnce()) {
+    if std::env::var(CHILD).as_deref() == Ok(name) {
+        body();
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let conf = dir.path().join("key4c.toml");
+    let store = dir.path().join("store");
+    let text = format!(
+        "store = {:?}\nkdf_iterations = 1000\n{config}\n",
+        store.display().to_string()
+    );
+    std::fs::write(&conf, text).expect("write config");
+    let out = Command::new(std::env::current_exe().expect("exe"))
+        .args([name, "--exact", "--nocapture", "--test-threads", "1"])
+        .env(CHILD, name)
+        .env("KEY4C_CONF", &conf)
+        .env_remove("KEY4C_STORE")
+        .env_remove(STEP)
+        .output()
+        .expect("spawn child test");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "child test {name} failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+}
+
+/// In a multi-process test: the step this process was started for (`None` in the first).
+pub fn step() -> Option<String> {
+    std::env::var(STEP).ok()
+}
+
+/// In a multi-process test: runs the same test again in a new process as `step`, with the
+/// same store, and returns how it ended.
+pub fn run_step(name: &str, step: &str) -> ExitStatus {
+    Command::new(std::env::current_exe().expect("exe"))
+        .args([name, "--exact", "--nocapture", "--test-threads", "1"])
+        .env(STEP, step)
+        .status()
+        .expect("spawn step")
+}
+
+/// The store directory of the running isolated test.
+pub fn store_dir() -> PathBuf {
+    let conf = std::env::var("KEY4C_CONF").expect("KEY4C_CONF");
+    Path::new(&conf).parent().expect("conf dir").join("store")
+}
+
+/// A fixed-size blank-padded field as text.
+pub fn text(field: &[u8]) -> String {
+    String::from_utf8_lossy(field).trim_end().to_string()
+}

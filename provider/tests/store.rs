@@ -1,0 +1,140 @@
+//! The store refuses what it cannot trust: a store from a newer format, a corrupt record.
+//! Either gives CKR_DEVICE_ERROR at C_Initialize with a log line, and the files are untouched.
+
+mod common;
+use common::*;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::ptr::null_mut;
+
+fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        if entry.path().is_dir() {
+            for (k, v) in snapshot(&entry.path()) {
+                out.insert(format!("{}/{k}", entry.file_name().to_string_lossy()), v);
+            }
+        } else if entry.file_name() != key4c_pkcs11::store::HOLDER_FILE
+            // sled regenerates its snapshot (an index of the log) on every open; the data
+            // itself lives in `db` and `conf`.
+            && !entry.file_name().to_string_lossy().starts_with("snap.")
+        {
+            out.insert(
+                entry.file_name().to_string_lossy().into(),
+                std::fs::read(entry.path()).unwrap(),
+            );
+        }
+    }
+    out
+}
+
+/// Provisions a token, closes the module, then lets `damage` edit the raw sled database.
+fn damaged_store_is_refused(damage: impl FnOnce(&sled::Db), expect_in_log: &str) {
+    let log = store_dir().parent().unwrap().join("refused.log");
+    std::env::set_var("KEY4C_LOG_FILE", &log);
+    let lib = Lib::load();
+    lib.init();
+    lib.provision();
+    assert_rv!(call!(lib, C_Finalize, null_mut()), CKR_OK);
+    {
+        let db = sled::open(store_dir()).unwrap();
+        damage(&db);
+        db.flush().unwrap();
+    }
+    let before = snapshot(&store_dir());
+    assert_rv!(call!(lib, C_Initialize, null_mut()), CKR_DEVICE_ERROR);
+    assert_rv!(call!(lib, C_Initialize, null_mut()), CKR_DEVICE_ERROR);
+    let mut info = CK_INFO::default();
+    assert_rv!(
+        call!(lib, C_GetInfo, &mut info),
+        CKR_CRYPTOKI_NOT_INITIALIZED
+    );
+    let after = snapshot(&store_dir());
+    let changed: Vec<_> = after
+        .keys()
+        .filter(|k| before.get(*k) != after.get(*k))
+        .collect();
+    assert!(
+        before.keys().eq(after.keys()) && changed.is_empty(),
+        "the refused store was modified: {changed:?}"
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains(expect_in_log), "{text}");
+    assert!(text.contains(&store_dir().display().to_string()), "{text}");
+}
+
+#[test]
+fn newer_store_format_is_refused_untouched() {
+    isolated("newer_store_format_is_refused_untouched", "", || {
+        damaged_store_is_refused(
+            |db| {
+                // varint(format 2) then the body (u32 2).
+                db.insert(b"format", &[2u8, 2][..]).unwrap();
+            },
+            "newer key4c",
+        );
+    });
+}
+
+#[test]
+fn newer_token_record_is_refused_untouched() {
+    isolated("newer_token_record_is_refused_untouched", "", || {
+        damaged_store_is_refused(
+            |db| {
+                let mut rec = db.get(b"token").unwrap().unwrap().to_vec();
+                rec[0] = 9;
+                db.insert(b"token", rec).unwrap();
+            },
+            "newer key4c",
+        );
+    });
+}
+
+#[test]
+fn corrupt_token_record_is_refused_untouched() {
+    isolated("corrupt_token_record_is_refused_untouched", "", || {
+        damaged_store_is_refused(
+            |db| {
+                let rec = db.get(b"token").unwrap().unwrap().to_vec();
+                db.insert(b"token", &rec[..rec.len() / 2]).unwrap();
+            },
+            "corrupt",
+        );
+    });
+}
+
+#[test]
+fn store_without_format_record_is_refused() {
+    isolated("store_without_format_record_is_refused", "", || {
+        damaged_store_is_refused(
+            |db| {
+                db.remove(b"format").unwrap();
+            },
+            "no format record",
+        );
+    });
+}
+
+#[test]
+fn pins_are_not_in_the_store_files() {
+    isolated("pins_are_not_in_the_store_files", "", || {
+        let lib = Lib::load();
+        lib.init();
+        lib.provision();
+        let h = lib.open_rw();
+        assert_rv!(lib.login(h, CKU_SO, SO_PIN), CKR_OK);
+        assert_rv!(lib.set_pin(h, SO_PIN, OTHER_PIN), CKR_OK);
+        assert_rv!(call!(lib, C_Finalize, null_mut()), CKR_OK);
+        let files = snapshot(&store_dir());
+        assert!(!files.is_empty());
+        for (name, bytes) in files {
+            for pin in [SO_PIN, USER_PIN, OTHER_PIN] {
+                assert!(
+                    !bytes.windows(pin.len()).any(|w| w == pin),
+                    "a PIN is in {name}"
+                );
+            }
+        }
+    });
+}
