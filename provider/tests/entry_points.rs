@@ -1,6 +1,9 @@
 //! Entry points, function lists, interfaces and C_Initialize / C_Finalize, through the built
 //! `.so` (PKCS#11 3.0 sections 5.2-5.4).
 
+// `call!` passes raw pointers to the module: that is what these tests are for.
+#![allow(clippy::macro_metavars_in_unsafe)]
+
 mod common;
 use common::*;
 use std::ptr::null_mut;
@@ -46,7 +49,7 @@ fn function_list_and_interfaces() {
             major: 2,
             minor: 40,
         };
-        let name = b"PKCS 11\0".as_ptr() as *mut u8;
+        let name = c"PKCS 11".as_ptr() as *mut u8;
         assert_rv!(
             call!(lib, C_GetInterface, name, &mut want, &mut iface, 0),
             CKR_OK
@@ -61,7 +64,7 @@ fn function_list_and_interfaces() {
             call!(lib, C_GetInterface, name, &mut none, &mut iface, 0),
             CKR_ARGUMENTS_BAD
         );
-        let bad = b"PKCS 12\0".as_ptr() as *mut u8;
+        let bad = c"PKCS 12".as_ptr() as *mut u8;
         assert_rv!(
             call!(lib, C_GetInterface, bad, null_mut(), &mut iface, 0),
             CKR_ARGUMENTS_BAD

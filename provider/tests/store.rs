@@ -1,6 +1,9 @@
 //! The store refuses what it cannot trust: a store from a newer format, a corrupt record.
 //! Either gives CKR_DEVICE_ERROR at C_Initialize with a log line, and the files are untouched.
 
+// `call!` passes raw pointers to the module: that is what these tests are for.
+#![allow(clippy::macro_metavars_in_unsafe)]
+
 mod common;
 use common::*;
 use std::collections::BTreeMap;

@@ -3,6 +3,7 @@
 //! the module's process-wide state never leaks from one test into another.
 
 #![allow(dead_code)]
+#![allow(clippy::macro_metavars_in_unsafe)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
