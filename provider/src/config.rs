@@ -65,6 +65,20 @@ pub struct Config {
     pub log_level: Option<String>,
     /// Log file when `KEY4C_LOG_FILE` is not set.
     pub log_file: Option<PathBuf>,
+    /// The service this module is bound to (the agent's `uuid`): a store of another service
+    /// shows no token.
+    pub uuid: Option<String>,
+    /// The service's API key (the agent's `apiKey`): a wrong one shows no token.
+    pub api_key: Option<String>,
+    /// The vendor's public key file (written by `key4c vendor keygen`), which verifies the
+    /// vendor's approval of an SO unlock.
+    pub vendor_public_key: Option<PathBuf>,
+    /// Maildir that receives the "unlock completed" notice (default: `<store>/../outbox`).
+    pub outbox: Option<PathBuf>,
+    /// SMTP server (host:port) that also receives the notice, when set.
+    pub smtp_server: Option<String>,
+    /// Sender address of the notice.
+    pub mail_from: String,
 }
 
 impl Default for Config {
@@ -80,6 +94,12 @@ impl Default for Config {
             allow_user_set_pin: false,
             log_level: None,
             log_file: None,
+            uuid: None,
+            api_key: None,
+            vendor_public_key: None,
+            outbox: None,
+            smtp_server: None,
+            mail_from: "key4c@localhost".into(),
         }
     }
 }

@@ -95,3 +95,109 @@ fn pkcs11_tool_token_lifecycle() {
         ok(&["--login", "--pin", "Ab1!cD2@e", "--generate-random", "16"]);
     });
 }
+
+/// Runs openssl; returns (success, output).
+fn openssl(args: &[&str]) -> (bool, String) {
+    let out = Command::new("openssl").args(args).output().expect("openssl is installed");
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+#[test]
+fn pkcs11_tool_keys_sign_verify_and_test() {
+    isolated("pkcs11_tool_keys_sign_verify_and_test", "", || {
+        let dir = tempfile::tempdir().unwrap();
+        let path = |name: &str| dir.path().join(name).display().to_string();
+        let user = "Us3r#Pin.9k";
+        ok(&["--init-token", "--label", "ci", "--so-pin", "So-Pin.2024x"]);
+        ok(&["--init-pin", "--so-pin", "So-Pin.2024x", "--pin", user]);
+        let data = path("data");
+        std::fs::write(&data, b"a JWT signing input, more or less").unwrap();
+        let login = ["--login", "--pin", user];
+
+        // (key type, id, pkcs11-tool mechanism, openssl dgst options)
+        let cases: &[(&str, &str, &str, &[&str])] = &[
+            ("EC:prime256v1", "01", "ECDSA-SHA256", &["-sha256"]),
+            ("rsa:2048", "02", "SHA256-RSA-PKCS", &["-sha256"]),
+            (
+                "rsa:2048",
+                "02",
+                "SHA256-RSA-PKCS-PSS",
+                &["-sha256", "-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:32"],
+            ),
+            ("EC:edwards25519", "03", "EDDSA", &[]),
+        ];
+        for (key_type, id, mechanism, dgst) in cases {
+            if *mechanism != "SHA256-RSA-PKCS-PSS" {
+                let mut args = login.to_vec();
+                args.extend(["--keypairgen", "--key-type", key_type, "--id", id, "--label", id]);
+                ok(&args);
+            }
+            let sig = path(&format!("{id}-{mechanism}.sig"));
+            let mut args = login.to_vec();
+            args.extend(["--sign", "--id", id, "-m", mechanism, "-i", &data, "-o", &sig]);
+            if mechanism.starts_with("ECDSA") {
+                // OpenSSL wants a DER ECDSA-Sig-Value.
+                args.extend(["--signature-format", "openssl"]);
+            }
+            ok(&args);
+            let mut args = login.to_vec();
+            args.extend(["--verify", "--id", id, "-m", mechanism, "-i", &data, "--signature-file", &sig]);
+            if mechanism.starts_with("ECDSA") {
+                args.extend(["--signature-format", "openssl"]);
+            }
+            let text = ok(&args);
+            assert!(text.contains("Signature is valid"), "{text}");
+
+            let der = path(&format!("{id}.pub.der"));
+            ok(&["--read-object", "--type", "pubkey", "--id", id, "-o", &der]);
+            let pem = path(&format!("{id}.pub.pem"));
+            // pkcs11-tool writes DER, or PEM for Edwards keys.
+            let form = if std::fs::read(&der).unwrap().starts_with(b"-----BEGIN") { "PEM" } else { "DER" };
+            let (converted, text) = openssl(&["pkey", "-pubin", "-inform", form, "-in", &der, "-out", &pem]);
+            assert!(converted, "{text}");
+            let (valid, text) = if *mechanism == "EDDSA" {
+                openssl(&["pkeyutl", "-verify", "-pubin", "-inkey", &pem, "-rawin", "-in", &data, "-sigfile", &sig])
+            } else {
+                let mut args = vec!["dgst"];
+                args.extend(dgst.iter());
+                args.extend(["-verify", &pem, "-signature", &sig, &data]);
+                openssl(&args)
+            };
+            assert!(valid, "OpenSSL rejects the {mechanism} signature: {text}");
+            // A flipped bit: OpenSSL and the token both refuse it.
+            let mut bad = std::fs::read(&sig).unwrap();
+            let last = bad.len() - 1;
+            bad[last] ^= 1;
+            std::fs::write(&sig, &bad).unwrap();
+            let mut args = login.to_vec();
+            args.extend(["--verify", "--id", id, "-m", mechanism, "-i", &data, "--signature-file", &sig]);
+            if mechanism.starts_with("ECDSA") {
+                args.extend(["--signature-format", "openssl"]);
+            }
+            let (_, text) = tool(&args);
+            assert!(!text.contains("Signature is valid"), "{text}");
+        }
+
+        // AES: generate, encrypt, decrypt.
+        let mut args = login.to_vec();
+        args.extend(["--keygen", "--key-type", "AES:32", "--id", "04", "--label", "aes"]);
+        ok(&args);
+        let iv = "000102030405060708090a0b0c0d0e0f";
+        let enc = path("data.enc");
+        let mut args = login.to_vec();
+        args.extend(["--encrypt", "--id", "04", "-m", "AES-CBC-PAD", "--iv", iv, "-i", &data, "-o", &enc]);
+        ok(&args);
+        let dec = path("data.dec");
+        let mut args = login.to_vec();
+        args.extend(["--decrypt", "--id", "04", "-m", "AES-CBC-PAD", "--iv", iv, "-i", &enc, "-o", &dec]);
+        ok(&args);
+        assert_eq!(std::fs::read(&dec).unwrap(), std::fs::read(&data).unwrap());
+
+        // OpenSC's own self-test over every key on the token.
+        let mut args = login.to_vec();
+        args.push("--test");
+        let text = ok(&args);
+        assert!(text.contains("No errors"), "{text}");
+        assert!(text.contains("SHA256-RSA-PKCS: OK"), "{text}");
+    });
+}

@@ -7,10 +7,13 @@ use pkcs11_sys::{
     CK_ULONG_PTR, CK_UTF8CHAR, CK_UTF8CHAR_PTR, CK_VERSION, CK_VERSION_PTR,
 };
 
+use super::cipher::*;
 use super::general::*;
+use super::object::*;
 use super::output;
 use super::random::*;
 use super::session::*;
+use super::sign::*;
 use super::slot::*;
 use super::unsupported::*;
 use crate::token::Error;

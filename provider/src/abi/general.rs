@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use pkcs11_sys::*;
 
-use super::{output, token, Module, MODULE};
+use std::sync::atomic::Ordering;
+
+use super::{output, token, watch_forks, Module, FORK_GENERATION, LIFECYCLE, MODULE};
 use crate::config::Config;
 use crate::token::{Error, Token};
 
@@ -15,15 +17,16 @@ cryptoki_fn! {
             let args = (pInitArgs as *const CK_C_INITIALIZE_ARGS).read_unaligned();
             check_initialize_args(&args)?;
         }
-        let mut module = MODULE.write();
-        let pid = std::process::id();
-        if let Some(m) = module.take() {
-            if m.pid == pid {
-                *module = Some(m);
+        let _lifecycle = LIFECYCLE.lock();
+        watch_forks();
+        let generation = FORK_GENERATION.load(Ordering::SeqCst);
+        if let Some(m) = MODULE.load_full() {
+            if m.generation == generation {
                 return Err(Error::CryptokiAlreadyInitialized);
             }
             // Inherited through fork(): the parent owns that store handle. Dropping it here
             // would flush the parent's buffers from the child, so it is let go unclosed.
+            std::mem::forget(MODULE.swap(None));
             std::mem::forget(m);
         }
         let config = Config::from_env().map_err(|e| {
@@ -32,7 +35,7 @@ cryptoki_fn! {
         })?;
         crate::logging::init(&config);
         let token = Token::open(config)?;
-        *module = Some(Module { pid, token: Arc::new(token) });
+        MODULE.store(Some(Arc::new(Module { generation, token: Arc::new(token) })));
         Ok(())
     }
 }
@@ -64,11 +67,11 @@ cryptoki_fn! {
         if !pReserved.is_null() {
             return Err(Error::ArgumentsBad);
         }
+        let _lifecycle = LIFECYCLE.lock();
         token()?;
-        let module = MODULE.write().take();
-        // Dropped outside the lock; calls still running in other threads hold their own
-        // reference, and the store closes when the last of them returns.
-        drop(module);
+        // Calls still running in other threads hold their own reference; the store closes
+        // when the last of them returns.
+        MODULE.store(None);
         Ok(())
     }
 }

@@ -12,9 +12,11 @@
 #![allow(non_snake_case)]
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use parking_lot::RwLock;
+use arc_swap::ArcSwapOption;
+use parking_lot::Mutex;
 use pkcs11_sys::*;
 
 use crate::token::{Error, Result, Token};
@@ -30,22 +32,47 @@ macro_rules! cryptoki_fn {
     };
 }
 
+mod cipher;
 mod function_list;
 mod general;
+mod mechanism;
+mod object;
 mod random;
 mod session;
+mod sign;
 mod slot;
 mod unsupported;
 
 pub use function_list::{C_GetFunctionList, C_GetInterface, C_GetInterfaceList};
 
-/// The initialised module: the token and the process that initialised it.
+/// The initialised module: the token, and the fork generation it belongs to.
 struct Module {
-    pid: u32,
+    generation: u64,
     token: Arc<Token>,
 }
 
-static MODULE: RwLock<Option<Module>> = RwLock::new(None);
+/// The module, read lock-free on every call.
+static MODULE: ArcSwapOption<Module> = ArcSwapOption::const_empty();
+/// Serialises C_Initialize and C_Finalize (never taken by other calls).
+static LIFECYCLE: Mutex<()> = Mutex::new(());
+/// Bumped in every child after fork(): a module initialised before belongs to the parent.
+static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn forked_child() {
+    FORK_GENERATION.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Registers the fork handler once per process.
+fn watch_forks() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: `forked_child` only touches an atomic, which is async-signal-safe.
+        let rc = unsafe { libc::pthread_atfork(None, None, Some(forked_child)) };
+        if rc != 0 {
+            log::warn!("pthread_atfork failed ({rc}): a forked child may not see CKR_CRYPTOKI_NOT_INITIALIZED");
+        }
+    });
+}
 
 /// Runs one entry point's body: panics become CKR_GENERAL_ERROR, errors their CK_RV.
 fn entry(name: &str, body: impl FnOnce() -> Result<()>) -> CK_RV {
@@ -72,8 +99,8 @@ fn entry(name: &str, body: impl FnOnce() -> Result<()>) -> CK_RV {
 
 /// The token, if C_Initialize ran in this process (a forked child must initialise again).
 fn token() -> Result<Arc<Token>> {
-    match &*MODULE.read() {
-        Some(m) if m.pid == std::process::id() => Ok(m.token.clone()),
+    match &*MODULE.load() {
+        Some(m) if m.generation == FORK_GENERATION.load(Ordering::Relaxed) => Ok(m.token.clone()),
         _ => Err(Error::CryptokiNotInitialized),
     }
 }
@@ -121,4 +148,57 @@ unsafe fn output_list<T: Copy>(list: *mut T, count: *mut CK_ULONG, items: &[T]) 
     }
     std::ptr::copy_nonoverlapping(items.as_ptr(), list, items.len());
     Ok(())
+}
+
+/// The most attributes one template may have: far beyond any real use, and a bound on work.
+const MAX_TEMPLATE: CK_ULONG = 4096;
+
+/// A caller's CK_ATTRIBUTE array as (type, value) pairs.
+unsafe fn template<'a>(
+    ptr: CK_ATTRIBUTE_PTR,
+    count: CK_ULONG,
+) -> Result<Vec<(CK_ATTRIBUTE_TYPE, &'a [u8])>> {
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    if ptr.is_null() || count > MAX_TEMPLATE {
+        return Err(Error::ArgumentsBad);
+    }
+    let attrs = std::slice::from_raw_parts(ptr, count as usize);
+    attrs
+        .iter()
+        .map(|a| Ok((a.type_, input(a.pValue as *const u8, a.ulValueLen)?)))
+        .collect()
+}
+
+/// The output protocol of C_Sign, C_Encrypt, C_Digest, ...: a NULL buffer asks for the
+/// length; `*len` always comes back as the length produced or needed.
+unsafe fn produce(
+    out: *mut u8,
+    len: CK_ULONG_PTR,
+    f: impl FnOnce(Option<&mut [u8]>) -> Result<usize>,
+) -> Result<()> {
+    if len.is_null() {
+        return Err(Error::ArgumentsBad);
+    }
+    let buf = if out.is_null() {
+        None
+    } else {
+        let n = usize::try_from(len.read_unaligned()).map_err(|_| Error::ArgumentsBad)?;
+        if n > isize::MAX as usize {
+            return Err(Error::ArgumentsBad);
+        }
+        Some(std::slice::from_raw_parts_mut(out, n))
+    };
+    match f(buf) {
+        Ok(n) => {
+            len.write_unaligned(n as CK_ULONG);
+            Ok(())
+        }
+        Err(Error::OutputTooSmall(n)) => {
+            len.write_unaligned(n as CK_ULONG);
+            Err(Error::OutputTooSmall(n))
+        }
+        Err(e) => Err(e),
+    }
 }

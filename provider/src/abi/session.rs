@@ -100,3 +100,10 @@ cryptoki_fn! {
         Err(Error::FunctionNotParallel)
     }
 }
+
+cryptoki_fn! {
+    /// Ends the session's operations that `flags` names.
+    fn C_SessionCancel(hSession: CK_SESSION_HANDLE, flags: CK_FLAGS) {
+        token()?.session_cancel(hSession, flags)
+    }
+}

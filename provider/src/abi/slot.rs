@@ -6,10 +6,13 @@ use super::{input, output, output_list, token};
 use crate::token::Error;
 
 cryptoki_fn! {
-    /// The module has one slot, always with its token present.
+    /// The module has one slot; its token is absent when the configuration names another
+    /// service.
     fn C_GetSlotList(tokenPresent: CK_BBOOL, pSlotList: CK_SLOT_ID_PTR, pulCount: CK_ULONG_PTR) {
-        let _ = tokenPresent;
         let token = token()?;
+        if tokenPresent != 0 && !token.token_present() {
+            return output_list(pSlotList, pulCount, &[]);
+        }
         output_list(pSlotList, pulCount, &[token.slot_id()])
     }
 }

@@ -1,6 +1,17 @@
 //! Cryptography over aws-lc-rs. Knows nothing of sessions or PKCS#11 state.
 
+pub mod aes;
+pub mod der;
+pub mod digest;
+pub mod ec;
+pub mod eddsa;
+pub mod error;
+pub mod hmac;
 pub mod master_key;
+pub mod rng;
+pub mod rsa;
+#[cfg(test)]
+pub mod testutil;
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 

@@ -10,12 +10,13 @@ pub mod records;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
-use records::{decode, encode, DecodeError, ServiceRecord, TokenRecord, FORMAT_VERSION};
+use records::{decode, encode, AuditRecord, DecodeError, ServiceRecord, TokenRecord, FORMAT_VERSION};
 
 const KEY_FORMAT: &[u8] = b"format";
 const KEY_SERVICE: &[u8] = b"service";
 const KEY_TOKEN: &[u8] = b"token";
 const TREE_OBJECTS: &[u8] = b"objects";
+const TREE_AUDIT: &[u8] = b"audit";
 /// File in the store directory naming the process that has the store open.
 pub const HOLDER_FILE: &str = "key4c.holder";
 
@@ -61,6 +62,7 @@ pub struct Store {
     path: PathBuf,
     db: sled::Db,
     objects: sled::Tree,
+    audit: sled::Tree,
 }
 
 impl Store {
@@ -105,10 +107,12 @@ impl Store {
             }
         };
         let objects = db.open_tree(TREE_OBJECTS).map_err(|e| io(e.to_string()))?;
+        let audit = db.open_tree(TREE_AUDIT).map_err(|e| io(e.to_string()))?;
         let store = Store {
             path: path.to_path_buf(),
             db,
             objects,
+            audit,
         };
         store.check_or_create_format()?;
         write_holder(path);
@@ -134,13 +138,13 @@ impl Store {
                 }
                 Ok(())
             }
-            None if self.db.is_empty() && self.objects.is_empty() => {
+            None if self.db.is_empty() && self.objects.is_empty() && self.audit.is_empty() => {
                 let uuid = crate::crypto::random_array::<16>()
                     .map_err(|_| self.io("the random generator failed".into()))?;
                 let uuid = *uuid::Builder::from_random_bytes(uuid)
                     .into_uuid()
                     .as_bytes();
-                self.put(KEY_SERVICE, &ServiceRecord { uuid })?;
+                self.put(KEY_SERVICE, &ServiceRecord { uuid, api_key_sha256: None })?;
                 self.put(KEY_FORMAT, &FORMAT_VERSION)?;
                 self.flush()
             }
@@ -158,6 +162,37 @@ impl Store {
             detail: "the service record is missing".into(),
         })?;
         self.decode(KEY_SERVICE, &bytes)
+    }
+
+    /// Replaces the service record durably.
+    pub fn put_service_durable(&self, service: &ServiceRecord) -> Result<(), StoreError> {
+        self.put(KEY_SERVICE, service)?;
+        self.flush()
+    }
+
+    /// Appends one audit record; durable once the next flush (every caller's own) returns.
+    pub fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
+        let id = self.db.generate_id().map_err(|e| self.io(e.to_string()))?;
+        let bytes = encode(record).map_err(|e| self.io(e))?;
+        self.audit.insert(id.to_be_bytes(), bytes).map_err(|e| self.io(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Appends one audit record and makes it durable.
+    pub fn append_audit_durable(&self, record: &AuditRecord) -> Result<(), StoreError> {
+        self.append_audit(record)?;
+        self.flush()
+    }
+
+    /// The audit log, oldest first.
+    pub fn audit_records(&self) -> Result<Vec<AuditRecord>, StoreError> {
+        self.audit
+            .iter()
+            .map(|entry| {
+                let (_, bytes) = entry.map_err(|e| self.io(e.to_string()))?;
+                self.decode(b"audit", &bytes)
+            })
+            .collect()
     }
 
     /// The token record, `None` before the first C_InitToken.
@@ -184,6 +219,46 @@ impl Store {
     /// Number of token objects in the store.
     pub fn object_count(&self) -> usize {
         self.objects.len()
+    }
+
+    /// A new, never used object record key.
+    pub fn new_object_id(&self) -> Result<u64, StoreError> {
+        self.db.generate_id().map_err(|e| self.io(e.to_string()))
+    }
+
+    /// Every object record, decoded.
+    pub fn objects<T: serde::de::DeserializeOwned>(&self) -> Result<Vec<(u64, T)>, StoreError> {
+        let mut out = Vec::with_capacity(self.objects.len());
+        for entry in self.objects.iter() {
+            let (key, bytes) = entry.map_err(|e| self.io(e.to_string()))?;
+            let id = <[u8; 8]>::try_from(key.as_ref()).map_err(|_| StoreError::Corrupt {
+                path: self.path.clone(),
+                detail: "an object key is not 8 bytes".into(),
+            })?;
+            out.push((u64::from_be_bytes(id), self.decode(b"object", &bytes)?));
+        }
+        Ok(out)
+    }
+
+    /// Writes one object record and makes it durable before returning.
+    pub fn put_object_durable<T: serde::Serialize>(
+        &self,
+        id: u64,
+        record: &T,
+    ) -> Result<(), StoreError> {
+        let bytes = encode(record).map_err(|e| self.io(e))?;
+        self.objects
+            .insert(id.to_be_bytes(), bytes)
+            .map_err(|e| self.io(e.to_string()))?;
+        self.flush()
+    }
+
+    /// Deletes one object record durably.
+    pub fn delete_object_durable(&self, id: u64) -> Result<(), StoreError> {
+        self.objects
+            .remove(id.to_be_bytes())
+            .map_err(|e| self.io(e.to_string()))?;
+        self.flush()
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<sled::IVec>, StoreError> {

@@ -81,6 +81,8 @@ fn read_varint(bytes: &[u8]) -> Option<(u64, &[u8])> {
 pub struct ServiceRecord {
     /// The service UUID (customer identifier); the token serial is its first 16 hex digits.
     pub uuid: [u8; 16],
+    /// SHA-256 of the service's API key, once one was issued (the key itself is shown once).
+    pub api_key_sha256: Option<[u8; 32]>,
 }
 
 /// One role's PIN state (SO or User).
@@ -105,6 +107,32 @@ pub struct TokenRecord {
     pub so: PinRecord,
     /// The User's PIN state.
     pub user: PinRecord,
+    /// A pending request to unlock the locked SO PIN (spec section 5).
+    pub so_unlock_request: Option<UnlockRequest>,
+}
+
+/// The SO PIN holder's request for the vendor to unlock the SO PIN.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnlockRequest {
+    /// Random request identifier; the vendor's approval signs it.
+    pub id: [u8; 16],
+    /// Where the "unlock completed" notice goes.
+    pub email: String,
+    /// When it was filed, RFC 3339 UTC.
+    pub requested: String,
+}
+
+/// One security event of the audit log. Never holds a PIN or key material.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// When, RFC 3339 UTC.
+    pub time: String,
+    /// What: `login`, `pin.lock`, `pin.change`, `token.init`, `key.generate`, ...
+    pub event: String,
+    /// Who or what it concerned: a role, a key label.
+    pub subject: String,
+    /// `ok` or the CKR name of the failure.
+    pub outcome: String,
 }
 
 #[cfg(test)]

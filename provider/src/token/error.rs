@@ -7,10 +7,75 @@ use pkcs11_sys::*;
 /// decision by searching for the variant.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
+    #[error("action prohibited")]
+    ActionProhibited,
+    #[error("attribute read-only")]
+    AttributeReadOnly,
+    #[error("attribute sensitive")]
+    AttributeSensitive,
+    #[error("attribute type invalid")]
+    AttributeTypeInvalid,
+    #[error("attribute value invalid")]
+    AttributeValueInvalid,
+    #[error("curve not supported")]
+    CurveNotSupported,
+    #[error("data invalid")]
+    DataInvalid,
+    #[error("data length out of range")]
+    DataLenRange,
+    #[error("domain parameters invalid")]
+    DomainParamsInvalid,
+    #[error("encrypted data invalid")]
+    EncryptedDataInvalid,
+    #[error("encrypted data length out of range")]
+    EncryptedDataLenRange,
+    #[error("key function not permitted")]
+    KeyFunctionNotPermitted,
+    #[error("key handle invalid")]
+    KeyHandleInvalid,
+    #[error("key indigestible")]
+    KeyIndigestible,
+    #[error("key not wrappable")]
+    KeyNotWrappable,
+    #[error("key size out of range")]
+    KeySizeRange,
+    #[error("key type inconsistent")]
+    KeyTypeInconsistent,
+    #[error("key unextractable")]
+    KeyUnextractable,
+    #[error("mechanism parameter invalid")]
+    MechanismParamInvalid,
+    #[error("object handle invalid")]
+    ObjectHandleInvalid,
+    #[error("operation active")]
+    OperationActive,
+    #[error("signature invalid")]
+    SignatureInvalid,
+    #[error("signature length out of range")]
+    SignatureLenRange,
+    #[error("template incomplete")]
+    TemplateIncomplete,
+    #[error("template inconsistent")]
+    TemplateInconsistent,
+    #[error("unwrapping key handle invalid")]
+    UnwrappingKeyHandleInvalid,
+    #[error("unwrapping key type inconsistent")]
+    UnwrappingKeyTypeInconsistent,
+    #[error("wrapped key invalid")]
+    WrappedKeyInvalid,
+    #[error("wrapped key length out of range")]
+    WrappedKeyLenRange,
+    #[error("wrapping key handle invalid")]
+    WrappingKeyHandleInvalid,
+    #[error("wrapping key type inconsistent")]
+    WrappingKeyTypeInconsistent,
     #[error("arguments bad")]
     ArgumentsBad,
     #[error("buffer too small")]
     BufferTooSmall,
+    /// CKR_BUFFER_TOO_SMALL for an output whose exact length the caller learns.
+    #[error("buffer too small: {0} bytes needed")]
+    OutputTooSmall(usize),
     #[error("cryptoki not initialized")]
     CryptokiNotInitialized,
     #[error("cryptoki already initialized")]
@@ -77,8 +142,39 @@ impl Error {
     /// The PKCS#11 return code for this error.
     pub fn ckr(&self) -> CK_RV {
         match self {
+            Error::ActionProhibited => CKR_ACTION_PROHIBITED,
+            Error::AttributeReadOnly => CKR_ATTRIBUTE_READ_ONLY,
+            Error::AttributeSensitive => CKR_ATTRIBUTE_SENSITIVE,
+            Error::AttributeTypeInvalid => CKR_ATTRIBUTE_TYPE_INVALID,
+            Error::AttributeValueInvalid => CKR_ATTRIBUTE_VALUE_INVALID,
+            Error::CurveNotSupported => CKR_CURVE_NOT_SUPPORTED,
+            Error::DataInvalid => CKR_DATA_INVALID,
+            Error::DataLenRange => CKR_DATA_LEN_RANGE,
+            Error::DomainParamsInvalid => CKR_DOMAIN_PARAMS_INVALID,
+            Error::EncryptedDataInvalid => CKR_ENCRYPTED_DATA_INVALID,
+            Error::EncryptedDataLenRange => CKR_ENCRYPTED_DATA_LEN_RANGE,
+            Error::KeyFunctionNotPermitted => CKR_KEY_FUNCTION_NOT_PERMITTED,
+            Error::KeyHandleInvalid => CKR_KEY_HANDLE_INVALID,
+            Error::KeyIndigestible => CKR_KEY_INDIGESTIBLE,
+            Error::KeyNotWrappable => CKR_KEY_NOT_WRAPPABLE,
+            Error::KeySizeRange => CKR_KEY_SIZE_RANGE,
+            Error::KeyTypeInconsistent => CKR_KEY_TYPE_INCONSISTENT,
+            Error::KeyUnextractable => CKR_KEY_UNEXTRACTABLE,
+            Error::MechanismParamInvalid => CKR_MECHANISM_PARAM_INVALID,
+            Error::ObjectHandleInvalid => CKR_OBJECT_HANDLE_INVALID,
+            Error::OperationActive => CKR_OPERATION_ACTIVE,
+            Error::SignatureInvalid => CKR_SIGNATURE_INVALID,
+            Error::SignatureLenRange => CKR_SIGNATURE_LEN_RANGE,
+            Error::TemplateIncomplete => CKR_TEMPLATE_INCOMPLETE,
+            Error::TemplateInconsistent => CKR_TEMPLATE_INCONSISTENT,
+            Error::UnwrappingKeyHandleInvalid => CKR_UNWRAPPING_KEY_HANDLE_INVALID,
+            Error::UnwrappingKeyTypeInconsistent => CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT,
+            Error::WrappedKeyInvalid => CKR_WRAPPED_KEY_INVALID,
+            Error::WrappedKeyLenRange => CKR_WRAPPED_KEY_LEN_RANGE,
+            Error::WrappingKeyHandleInvalid => CKR_WRAPPING_KEY_HANDLE_INVALID,
+            Error::WrappingKeyTypeInconsistent => CKR_WRAPPING_KEY_TYPE_INCONSISTENT,
             Error::ArgumentsBad => CKR_ARGUMENTS_BAD,
-            Error::BufferTooSmall => CKR_BUFFER_TOO_SMALL,
+            Error::BufferTooSmall | Error::OutputTooSmall(_) => CKR_BUFFER_TOO_SMALL,
             Error::CryptokiNotInitialized => CKR_CRYPTOKI_NOT_INITIALIZED,
             Error::CryptokiAlreadyInitialized => CKR_CRYPTOKI_ALREADY_INITIALIZED,
             Error::CantLock => CKR_CANT_LOCK,

@@ -19,6 +19,14 @@ enum Role {
 }
 
 impl Role {
+    /// The role's name in the audit log.
+    fn name(self) -> &'static str {
+        match self {
+            Role::So => "SO",
+            Role::User => "User",
+        }
+    }
+
     /// Binds a wrapped master key to its role, so the SO's copy never opens as the User's.
     fn aad(self) -> &'static [u8] {
         match self {
@@ -32,9 +40,9 @@ impl Token {
     /// C_InitToken: the first time sets the SO PIN; afterwards needs the current SO PIN and
     /// wipes every object and the User PIN.
     pub fn init_token(&self, slot: CK_SLOT_ID, so_pin: &[u8], label: &[u8; 32]) -> Result<()> {
-        self.check_slot(slot)?;
+        self.check_token(slot)?;
         let mut state = self.state.lock();
-        if !self.sessions.read().is_empty() {
+        if !self.sessions.is_empty() {
             return Err(Error::SessionExists);
         }
         let so = match &state.record {
@@ -55,14 +63,16 @@ impl Token {
         let master_key = MasterKey::generate().map_err(|_| rng_failed())?;
         let record = TokenRecord {
             label: *label,
-            created: now_rfc3339(),
+            created: super::now_rfc3339(),
             so: PinRecord {
                 wrapped_master_key: Some(self.wrap(&master_key, so_pin, Role::So)?),
                 ..so
             },
             user: PinRecord::default(),
+            so_unlock_request: None,
         };
         let reinit = state.record.is_some();
+        self.audit("token.init", &String::from_utf8_lossy(label).trim_end().to_string(), "ok");
         if reinit {
             self.store.reinit_token_durable(&record)
         } else {
@@ -79,7 +89,8 @@ impl Token {
             self.store.path().display()
         );
         state.record = Some(record);
-        state.logout();
+        self.objects.remove_where(|o| o.store_id.is_some());
+        self.set_login(&mut state, LoginState::Public, None);
         Ok(())
     }
 
@@ -99,7 +110,7 @@ impl Token {
                     LoginState::User => return Err(Error::UserAnotherAlreadyLoggedIn),
                     LoginState::Public => {}
                 }
-                if self.sessions.read().values().any(|s| !s.read_write) {
+                if self.sessions.iter().any(|s| !s.read_write) {
                     return Err(Error::SessionReadOnlyExists);
                 }
                 Role::So
@@ -116,17 +127,20 @@ impl Token {
                 if state.login != LoginState::User {
                     return Err(Error::UserNotLoggedIn);
                 }
-                // No operation on this token needs re-authentication (no key has
-                // CKA_ALWAYS_AUTHENTICATE), so there is nothing to log in for.
-                return Err(Error::OperationNotInitialized);
+                // Only an operation on a CKA_ALWAYS_AUTHENTICATE key waits for this login.
+                let session = self.session(handle)?;
+                self.context_login_target(&session)?;
+                self.authenticate(&mut state, Role::User, pin)?;
+                self.context_login_done(&session);
+                return Ok(());
             }
         };
         let master_key = self.authenticate(&mut state, role, pin)?;
-        state.login = match role {
+        let login = match role {
             Role::So => LoginState::So,
             Role::User => LoginState::User,
         };
-        state.master_key = Some(master_key);
+        self.set_login(&mut state, login, Some(master_key));
         Ok(())
     }
 
@@ -137,7 +151,7 @@ impl Token {
         if state.login == LoginState::Public {
             return Err(Error::UserNotLoggedIn);
         }
-        state.logout();
+        self.set_login(&mut state, LoginState::Public, None);
         Ok(())
     }
 
@@ -166,6 +180,7 @@ impl Token {
             failures: 0,
             locked: false,
         };
+        self.audit("pin.init", "User", "ok");
         self.commit(&mut state, record)
     }
 
@@ -198,6 +213,7 @@ impl Token {
         let wrapped = self.wrap(&master_key, new_pin, role)?;
         let mut record = state.record.clone().ok_or(Error::TokenNotRecognized)?;
         role_pin(&mut record, role).wrapped_master_key = Some(wrapped);
+        self.audit("pin.change", role.name(), "ok");
         self.commit(&mut state, record)
     }
 
@@ -210,6 +226,7 @@ impl Token {
             Role::User => &record.user,
         };
         if current.locked {
+            self.audit_durable("login", role.name(), "CKR_PIN_LOCKED");
             return Err(Error::PinLocked);
         }
         let wrapped = current
@@ -225,6 +242,11 @@ impl Token {
             master_key.is_some(),
             self.config.pin_retry_limit,
         );
+        match attempt {
+            Attempt::Incorrect => self.audit("login", role.name(), "CKR_PIN_INCORRECT"),
+            Attempt::NowLocked => self.audit("pin.lock", role.name(), "CKR_PIN_LOCKED"),
+            Attempt::Accepted => {}
+        }
         if attempt != Attempt::Accepted || was_failures != 0 {
             self.commit(state, updated)?;
         }
@@ -242,7 +264,7 @@ impl Token {
     }
 
     /// Writes `record` durably, then makes it the token's state.
-    fn commit(&self, state: &mut TokenState, record: TokenRecord) -> Result<()> {
+    pub(super) fn commit(&self, state: &mut TokenState, record: TokenRecord) -> Result<()> {
         let result = self
             .store
             .put_token_durable(&record)
@@ -268,10 +290,4 @@ fn role_pin(record: &mut TokenRecord, role: Role) -> &mut PinRecord {
 
 fn rng_failed() -> Error {
     Error::DeviceError("the random generator failed".into())
-}
-
-fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }

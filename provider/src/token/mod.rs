@@ -2,22 +2,33 @@
 //!
 //! Lock order: `state` before `sessions`, never the other way round.
 
+pub mod admin;
+pub mod attributes;
+pub mod cipher;
 pub mod error;
+mod generate;
+pub mod keys;
 pub mod lockout;
 mod login;
+pub mod mechanisms;
+pub mod object;
+pub mod objects;
+pub mod operations;
 pub mod pin_policy;
+pub mod service;
 pub mod session;
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
-use parking_lot::{Mutex, RwLock};
+use arc_swap::ArcSwapOption;
+use dashmap::DashMap;
+use parking_lot::Mutex;
 use pkcs11_sys::*;
 
 use crate::config::Config;
 use crate::crypto::master_key::MasterKey;
-use crate::store::records::{ServiceRecord, TokenRecord};
+use crate::store::records::{AuditRecord, ServiceRecord, TokenRecord};
 use crate::store::Store;
 pub use error::{Error, Result};
 use session::{LoginState, Session};
@@ -31,10 +42,17 @@ pub const LIBRARY_VERSION: CK_VERSION = CK_VERSION { major: 0, minor: 1 };
 pub struct Token {
     config: Config,
     store: Store,
-    service: ServiceRecord,
+    service: Mutex<ServiceRecord>,
+    /// The configuration's uuid / api_key name this store's service: the token is present.
+    present: bool,
     state: Mutex<TokenState>,
-    sessions: RwLock<HashMap<CK_SESSION_HANDLE, Arc<Session>>>,
+    /// Who is logged in, readable without the state lock (written under it).
+    login: AtomicU8,
+    /// The master key while the User is logged in: what unseals keys on first use.
+    user_master_key: ArcSwapOption<MasterKey>,
+    sessions: DashMap<CK_SESSION_HANDLE, Arc<Session>>,
     next_handle: AtomicU64,
+    objects: object::Objects,
 }
 
 /// What changes under the state lock: the persisted token record (a cache of the store's
@@ -56,18 +74,69 @@ impl Token {
         let record = store
             .token()
             .map_err(|e| Error::DeviceError(e.to_string()))?;
-        Ok(Token {
+        let mut token = Token {
             config,
             store,
-            service,
+            service: Mutex::new(service),
+            present: true,
             state: Mutex::new(TokenState {
                 record,
                 login: LoginState::Public,
                 master_key: None,
             }),
-            sessions: RwLock::new(HashMap::new()),
+            login: AtomicU8::new(LoginState::Public as u8),
+            user_master_key: ArcSwapOption::empty(),
+            sessions: DashMap::new(),
             next_handle: AtomicU64::new(1),
-        })
+            objects: Default::default(),
+        };
+        token.present = token.binding_matches();
+        token.load_objects()?;
+        Ok(token)
+    }
+
+    /// Appends a security event to the audit log; it becomes durable with the state change
+    /// that follows it (every audited event is followed by a durable write).
+    pub(crate) fn audit(&self, event: &str, subject: &str, outcome: &str) {
+        if let Err(e) = self.store.append_audit(&audit_record(event, subject, outcome)) {
+            log::error!("cannot append to the audit log: {e}");
+        }
+    }
+
+    /// Appends a security event that no other write follows, durably.
+    pub(crate) fn audit_durable(&self, event: &str, subject: &str, outcome: &str) {
+        if let Err(e) = self.store.append_audit_durable(&audit_record(event, subject, outcome)) {
+            log::error!("cannot append to the audit log: {e}");
+        }
+    }
+
+    /// The audit log, oldest first.
+    pub fn audit_log(&self) -> Result<Vec<AuditRecord>> {
+        self.store.audit_records().map_err(|e| Error::DeviceError(e.to_string()))
+    }
+
+    /// Who is logged in, without taking the state lock.
+    pub fn login_state(&self) -> LoginState {
+        LoginState::from_u8(self.login.load(Ordering::Acquire))
+    }
+
+    fn set_login(&self, state: &mut TokenState, login: LoginState, master_key: Option<MasterKey>) {
+        state.login = login;
+        self.login.store(login as u8, Ordering::Release);
+        match (login, master_key) {
+            (LoginState::User, Some(key)) => {
+                self.user_master_key.store(Some(Arc::new(key.clone())));
+                state.master_key = Some(key);
+            }
+            (_, key) => {
+                self.user_master_key.store(None);
+                state.master_key = key;
+                // Decrypted key material lives only while the User is logged in.
+                for object in self.objects.all() {
+                    object.secret.forget();
+                }
+            }
+        }
     }
 
     /// The configuration the token was opened with.
@@ -77,7 +146,7 @@ impl Token {
 
     /// The service UUID, as 32 lower-case hex digits.
     pub fn service_uuid(&self) -> String {
-        uuid::Uuid::from_bytes(self.service.uuid)
+        uuid::Uuid::from_bytes(self.service.lock().uuid)
             .simple()
             .to_string()
     }
@@ -85,6 +154,21 @@ impl Token {
     /// The only slot's ID.
     pub fn slot_id(&self) -> CK_SLOT_ID {
         self.config.slot_id
+    }
+
+    /// Whether the slot shows its token (the configuration names this store's service).
+    pub fn token_present(&self) -> bool {
+        self.present
+    }
+
+    /// `Ok` when `slot` is this token's slot and the token is there.
+    fn check_token(&self, slot: CK_SLOT_ID) -> Result<()> {
+        self.check_slot(slot)?;
+        if self.present {
+            Ok(())
+        } else {
+            Err(Error::TokenNotPresent)
+        }
     }
 
     /// `Ok` when `slot` is this token's slot.
@@ -113,7 +197,7 @@ impl Token {
         Ok(CK_SLOT_INFO {
             slotDescription: padded("Key4C V3 slot"),
             manufacturerID: padded(&self.config.manufacturer),
-            flags: CKF_TOKEN_PRESENT,
+            flags: if self.present { CKF_TOKEN_PRESENT } else { 0 },
             hardwareVersion: ck_version(self.config.hardware_version),
             firmwareVersion: ck_version(self.config.firmware_version),
         })
@@ -121,7 +205,7 @@ impl Token {
 
     /// CK_TOKEN_INFO, including the six PIN-state flags.
     pub fn token_info(&self, slot: CK_SLOT_ID) -> Result<CK_TOKEN_INFO> {
-        self.check_slot(slot)?;
+        self.check_token(slot)?;
         let state = self.state.lock();
         let limit = self.config.pin_retry_limit;
         let mut flags = CKF_RNG | CKF_LOGIN_REQUIRED | CKF_CLOCK_ON_TOKEN;
@@ -135,13 +219,8 @@ impl Token {
             flags |= lockout::pin_flags(&record.user, limit, false);
             label = record.label;
         }
-        let (total, rw) = {
-            let sessions = self.sessions.read();
-            (
-                sessions.len(),
-                sessions.values().filter(|s| s.read_write).count(),
-            )
-        };
+        let total = self.sessions.len();
+        let rw = self.sessions.iter().filter(|s| s.read_write).count();
         let serial = self.service_uuid();
         Ok(CK_TOKEN_INFO {
             label,
@@ -167,7 +246,7 @@ impl Token {
 
     /// C_OpenSession.
     pub fn open_session(&self, slot: CK_SLOT_ID, flags: CK_FLAGS) -> Result<CK_SESSION_HANDLE> {
-        self.check_slot(slot)?;
+        self.check_token(slot)?;
         if flags & CKF_SERIAL_SESSION == 0 {
             return Err(Error::SessionParallelNotSupported);
         }
@@ -182,20 +261,19 @@ impl Token {
         // A 64-bit counter never wraps in a process lifetime, so handles are never reused.
         let handle = self.next_handle.fetch_add(1, Ordering::Relaxed);
         self.sessions
-            .write()
-            .insert(handle, Arc::new(Session { handle, read_write }));
+            .insert(handle, Arc::new(Session::new(handle, read_write)));
         Ok(handle)
     }
 
     /// C_CloseSession; closing the last session logs out.
     pub fn close_session(&self, handle: CK_SESSION_HANDLE) -> Result<()> {
         let mut state = self.state.lock();
-        let mut sessions = self.sessions.write();
-        sessions
+        self.sessions
             .remove(&handle)
             .ok_or(Error::SessionHandleInvalid)?;
-        if sessions.is_empty() {
-            state.logout();
+        self.objects.remove_where(|o| o.owner == Some(handle));
+        if self.sessions.is_empty() {
+            self.set_login(&mut state, LoginState::Public, None);
         }
         Ok(())
     }
@@ -204,41 +282,40 @@ impl Token {
     pub fn close_all_sessions(&self, slot: CK_SLOT_ID) -> Result<()> {
         self.check_slot(slot)?;
         let mut state = self.state.lock();
-        self.sessions.write().clear();
-        state.logout();
+        self.sessions.clear();
+        self.objects.remove_where(|o| o.owner.is_some());
+        self.set_login(&mut state, LoginState::Public, None);
         Ok(())
     }
 
     /// C_GetSessionInfo.
     pub fn session_info(&self, handle: CK_SESSION_HANDLE) -> Result<CK_SESSION_INFO> {
-        let login = self.state.lock().login;
         let session = self.session(handle)?;
-        Ok(session.info(self.config.slot_id, login))
+        Ok(session.info(self.config.slot_id, self.login_state()))
     }
 
     /// The session with this handle.
     pub fn session(&self, handle: CK_SESSION_HANDLE) -> Result<Arc<Session>> {
         self.sessions
-            .read()
             .get(&handle)
-            .cloned()
+            .map(|s| s.clone())
             .ok_or(Error::SessionHandleInvalid)
     }
 
     /// C_GetMechanismList: the mechanisms the token implements.
     pub fn mechanism_list(&self, slot: CK_SLOT_ID) -> Result<Vec<CK_MECHANISM_TYPE>> {
         self.check_slot(slot)?;
-        Ok(Vec::new())
+        Ok(mechanisms::TABLE.iter().map(|m| m.0).collect())
     }
 
     /// C_GetMechanismInfo.
     pub fn mechanism_info(
         &self,
         slot: CK_SLOT_ID,
-        _mechanism: CK_MECHANISM_TYPE,
+        mechanism: CK_MECHANISM_TYPE,
     ) -> Result<CK_MECHANISM_INFO> {
         self.check_slot(slot)?;
-        Err(Error::MechanismInvalid)
+        mechanisms::info(mechanism)
     }
 
     /// C_GenerateRandom.
@@ -252,13 +329,6 @@ impl Token {
     pub fn seed_random(&self, handle: CK_SESSION_HANDLE) -> Result<()> {
         self.session(handle)?;
         Err(Error::RandomSeedNotSupported)
-    }
-}
-
-impl TokenState {
-    fn logout(&mut self) {
-        self.login = LoginState::Public;
-        self.master_key = None;
     }
 }
 
@@ -289,4 +359,20 @@ fn utc_time() -> [u8; 16] {
         now.second()
     );
     padded(&s)
+}
+
+fn audit_record(event: &str, subject: &str, outcome: &str) -> AuditRecord {
+    AuditRecord {
+        time: now_rfc3339(),
+        event: event.into(),
+        subject: subject.into(),
+        outcome: outcome.into(),
+    }
+}
+
+/// Now, RFC 3339 UTC.
+pub(crate) fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }

@@ -11,17 +11,70 @@ pub struct Session {
     pub handle: CK_SESSION_HANDLE,
     /// Opened with CKF_RW_SESSION.
     pub read_write: bool,
+    /// The operations active in this session; locked only by calls on this session.
+    pub ops: parking_lot::Mutex<Operations>,
+}
+
+/// The session's active operations, one slot per kind.
+#[derive(Default)]
+pub struct Operations {
+    /// C_FindObjectsInit's matches not yet returned.
+    pub find: Option<FindOperation>,
+    /// C_SignInit's operation.
+    pub sign: Option<super::operations::SignOperation>,
+    /// C_VerifyInit's operation.
+    pub verify: Option<super::operations::SignOperation>,
+    /// C_DigestInit's operation.
+    pub digest: Option<super::operations::DigestOperation>,
+    /// C_EncryptInit's operation.
+    pub encrypt: Option<super::cipher::CipherOperation>,
+    /// C_DecryptInit's operation.
+    pub decrypt: Option<super::cipher::CipherOperation>,
+}
+
+impl std::fmt::Debug for Operations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Operations")
+            .field("find", &self.find.is_some())
+            .field("sign", &self.sign.is_some())
+            .field("verify", &self.verify.is_some())
+            .field("digest", &self.digest.is_some())
+            .field("encrypt", &self.encrypt.is_some())
+            .field("decrypt", &self.decrypt.is_some())
+            .finish()
+    }
+}
+
+/// An active search.
+#[derive(Debug, Default)]
+pub struct FindOperation {
+    /// Matching handles, in the order C_FindObjects returns them.
+    pub handles: Vec<CK_OBJECT_HANDLE>,
+    /// How many were returned already.
+    pub next: usize,
 }
 
 /// Who is logged in to the token: shared by every session of the application.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 pub enum LoginState {
     /// Nobody.
-    Public,
+    Public = 0,
     /// The Security Officer.
-    So,
+    So = 1,
     /// The normal user.
-    User,
+    User = 2,
+}
+
+impl LoginState {
+    /// The inverse of `as u8`.
+    pub fn from_u8(v: u8) -> LoginState {
+        match v {
+            1 => LoginState::So,
+            2 => LoginState::User,
+            _ => LoginState::Public,
+        }
+    }
 }
 
 /// The `userType` argument of C_Login.
@@ -48,6 +101,15 @@ impl UserType {
 }
 
 impl Session {
+    /// A new session with no active operation.
+    pub fn new(handle: CK_SESSION_HANDLE, read_write: bool) -> Session {
+        Session {
+            handle,
+            read_write,
+            ops: Default::default(),
+        }
+    }
+
     /// The session's state (one of the five of PKCS#11 section 5.6).
     pub fn state(&self, login: LoginState) -> CK_STATE {
         match (login, self.read_write) {

@@ -42,11 +42,18 @@ macro_rules! call {
     };
 }
 
-/// Path of the cdylib cargo built next to this test binary.
+/// Path of the cdylib cargo built with this test binary: `cargo test` leaves the fresh one
+/// beside the test in `deps/` (it copies it up to `target/<profile>/` only on `cargo build`).
 pub fn module_path() -> PathBuf {
     let exe = std::env::current_exe().expect("test exe");
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    dir.join("libkey4c_pkcs11.so")
+    let deps = exe.parent().expect("deps dir");
+    let fresh = deps.join("libkey4c_pkcs11.so");
+    if fresh.exists() {
+        return fresh;
+    }
+    deps.parent()
+        .expect("target dir")
+        .join("libkey4c_pkcs11.so")
 }
 
 /// The module, loaded with dlopen.
@@ -266,4 +273,158 @@ pub fn store_dir() -> PathBuf {
 /// A fixed-size blank-padded field as text.
 pub fn text(field: &[u8]) -> String {
     String::from_utf8_lossy(field).trim_end().to_string()
+}
+
+/// An attribute value for a template: the bytes PKCS#11 expects for it.
+pub enum A<'a> {
+    /// CK_ULONG.
+    U(CK_ULONG),
+    /// CK_BBOOL.
+    B(bool),
+    /// Bytes.
+    S(&'a [u8]),
+}
+
+/// Owned encoded template; `attrs()` gives CK_ATTRIBUTEs pointing into it.
+pub struct Tpl {
+    values: Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>,
+    attrs: Vec<CK_ATTRIBUTE>,
+}
+
+impl Tpl {
+    pub fn new(items: &[(CK_ATTRIBUTE_TYPE, A)]) -> Tpl {
+        let values = items
+            .iter()
+            .map(|(t, a)| {
+                let v = match a {
+                    A::U(u) => u.to_ne_bytes().to_vec(),
+                    A::B(b) => vec![u8::from(*b)],
+                    A::S(s) => s.to_vec(),
+                };
+                (*t, v)
+            })
+            .collect();
+        let mut t = Tpl {
+            values,
+            attrs: Vec::new(),
+        };
+        t.attrs = t
+            .values
+            .iter_mut()
+            .map(|(ty, v)| CK_ATTRIBUTE {
+                type_: *ty,
+                pValue: v.as_mut_ptr() as CK_VOID_PTR,
+                ulValueLen: v.len() as CK_ULONG,
+            })
+            .collect();
+        t
+    }
+
+    pub fn ptr(&mut self) -> CK_ATTRIBUTE_PTR {
+        self.attrs.as_mut_ptr()
+    }
+
+    pub fn len(&self) -> CK_ULONG {
+        self.attrs.len() as CK_ULONG
+    }
+}
+
+impl Lib {
+    /// C_CreateObject.
+    pub fn create(
+        &self,
+        h: CK_SESSION_HANDLE,
+        items: &[(CK_ATTRIBUTE_TYPE, A)],
+    ) -> Result<CK_OBJECT_HANDLE, CK_RV> {
+        let mut t = Tpl::new(items);
+        let mut o = 0;
+        match call!(self, C_CreateObject, h, t.ptr(), t.len(), &mut o) {
+            CKR_OK => Ok(o),
+            rv => Err(rv),
+        }
+    }
+
+    /// Every match of a find.
+    pub fn find(
+        &self,
+        h: CK_SESSION_HANDLE,
+        items: &[(CK_ATTRIBUTE_TYPE, A)],
+    ) -> Vec<CK_OBJECT_HANDLE> {
+        let mut t = Tpl::new(items);
+        assert_rv!(call!(self, C_FindObjectsInit, h, t.ptr(), t.len()), CKR_OK);
+        let mut out = Vec::new();
+        loop {
+            let mut buf = [0 as CK_OBJECT_HANDLE; 7];
+            let mut n = 0;
+            assert_rv!(
+                call!(self, C_FindObjects, h, buf.as_mut_ptr(), 7, &mut n),
+                CKR_OK
+            );
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n as usize]);
+        }
+        assert_rv!(call!(self, C_FindObjectsFinal, h), CKR_OK);
+        out
+    }
+
+    /// One attribute's value (CKR_OK expected).
+    pub fn attr(
+        &self,
+        h: CK_SESSION_HANDLE,
+        o: CK_OBJECT_HANDLE,
+        ty: CK_ATTRIBUTE_TYPE,
+    ) -> Vec<u8> {
+        let mut a = CK_ATTRIBUTE {
+            type_: ty,
+            pValue: std::ptr::null_mut(),
+            ulValueLen: 0,
+        };
+        assert_rv!(call!(self, C_GetAttributeValue, h, o, &mut a, 1), CKR_OK);
+        let mut buf = vec![0u8; a.ulValueLen as usize];
+        a.pValue = buf.as_mut_ptr() as CK_VOID_PTR;
+        assert_rv!(call!(self, C_GetAttributeValue, h, o, &mut a, 1), CKR_OK);
+        buf.truncate(a.ulValueLen as usize);
+        buf
+    }
+
+    /// The CK_RV of reading one attribute (with a large buffer).
+    pub fn attr_rv(
+        &self,
+        h: CK_SESSION_HANDLE,
+        o: CK_OBJECT_HANDLE,
+        ty: CK_ATTRIBUTE_TYPE,
+    ) -> (CK_RV, CK_ULONG) {
+        let mut buf = vec![0u8; 8192];
+        let mut a = CK_ATTRIBUTE {
+            type_: ty,
+            pValue: buf.as_mut_ptr() as CK_VOID_PTR,
+            ulValueLen: 8192,
+        };
+        let rv = call!(self, C_GetAttributeValue, h, o, &mut a, 1);
+        (rv, a.ulValueLen)
+    }
+
+    pub fn set_attrs(
+        &self,
+        h: CK_SESSION_HANDLE,
+        o: CK_OBJECT_HANDLE,
+        items: &[(CK_ATTRIBUTE_TYPE, A)],
+    ) -> CK_RV {
+        let mut t = Tpl::new(items);
+        call!(self, C_SetAttributeValue, h, o, t.ptr(), t.len())
+    }
+
+    /// A User session on a provisioned token.
+    pub fn user_session(&self) -> CK_SESSION_HANDLE {
+        let h = self.open_rw();
+        assert_rv!(self.login(h, CKU_USER, USER_PIN), CKR_OK);
+        h
+    }
+}
+
+/// A CK_ULONG attribute's bytes.
+pub fn ul(v: CK_ULONG) -> Vec<u8> {
+    v.to_ne_bytes().to_vec()
 }

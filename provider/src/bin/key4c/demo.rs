@@ -1,55 +1,25 @@
-//! `key4c`: the admin command line of the Key4C V3 token emulator.
+//! `key4c demo`: the token's life in a throw-away store — PIN policy, initialisation, login,
+//! lockout after 5 wrong PINs, and the SO's unlock of the User PIN — through the token API.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
 use key4c_pkcs11::config::Config;
 use key4c_pkcs11::token::error::ckr_name;
 use key4c_pkcs11::token::pin_policy;
 use key4c_pkcs11::token::{Error, Token};
 use pkcs11_sys::*;
 
-#[derive(Parser)]
-#[command(
-    name = "key4c",
-    version,
-    about = "Key4C V3 HSM token emulator: admin tool"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Walk through the token's life in a throw-away store: PIN policy, initialisation,
-    /// login, lockout after 5 wrong PINs, and the SO's unlock.
-    Demo {
-        /// Store directory to use (default: a new temporary directory, removed afterwards).
-        #[arg(long)]
-        store: Option<PathBuf>,
-    },
-}
-
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Demo { store } => demo(store),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("key4c: {message}");
-            ExitCode::FAILURE
-        }
-    }
-}
+use crate::error::{describe, CliError, Result};
 
 const SO_PIN: &[u8] = b"So-Pin.2024x";
 const USER_PIN: &[u8] = b"Us3r#Pin.9k";
 
-fn demo(store: Option<PathBuf>) -> Result<(), String> {
+/// Runs the demo in `store`, or in a temporary store removed afterwards.
+pub fn run(store: Option<PathBuf>) -> Result<()> {
+    demo(store).map_err(CliError::from)
+}
+
+fn demo(store: Option<PathBuf>) -> std::result::Result<(), String> {
     let temp;
     let dir = match store {
         Some(dir) => dir,
@@ -64,7 +34,13 @@ fn demo(store: Option<PathBuf>) -> Result<(), String> {
         ..Config::default()
     };
     let retry_limit = config.pin_retry_limit;
-    let token = Token::open(config).map_err(|e| e.to_string())?;
+    let token = Token::open(config).map_err(|e| describe(&e))?;
+    if token.service_info().token_created.is_some() {
+        return Err(format!(
+            "the store {} holds a token already: the demo needs a new store (its wrong PINs would count against that token)",
+            dir.display()
+        ));
+    }
     let slot = token.slot_id();
     println!("Store: {}", dir.display());
     show_token(&token)?;
@@ -141,7 +117,7 @@ fn label(s: &str) -> [u8; 32] {
     key4c_pkcs11::token::padded(s)
 }
 
-fn step(what: &str, result: Result<(), Error>) -> Result<(), String> {
+fn step(what: &str, result: std::result::Result<(), Error>) -> std::result::Result<(), String> {
     match result {
         Ok(()) => {
             println!("   {what}: CKR_OK");
@@ -151,7 +127,7 @@ fn step(what: &str, result: Result<(), Error>) -> Result<(), String> {
     }
 }
 
-fn show_token(token: &Token) -> Result<(), String> {
+fn show_token(token: &Token) -> std::result::Result<(), String> {
     let info = token
         .token_info(token.slot_id())
         .map_err(|e| e.to_string())?;
@@ -169,7 +145,7 @@ fn show_token(token: &Token) -> Result<(), String> {
     Ok(())
 }
 
-fn pin_flags(token: &Token) -> Result<String, String> {
+fn pin_flags(token: &Token) -> std::result::Result<String, String> {
     let flags = token
         .token_info(token.slot_id())
         .map_err(|e| e.to_string())?
