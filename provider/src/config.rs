@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::crypto::master_key::{DEFAULT_KDF_ITERATIONS, MIN_KDF_ITERATIONS};
+use crate::crypto::master_key::{DEFAULT_KDF_ITERATIONS, MAX_KDF_ITERATIONS, MIN_KDF_ITERATIONS};
 
 /// Environment variable naming the configuration file.
 pub const ENV_CONF: &str = "KEY4C_CONF";
@@ -138,9 +138,9 @@ impl Config {
                 self.pin_retry_limit
             ));
         }
-        if self.kdf_iterations < MIN_KDF_ITERATIONS {
+        if !(MIN_KDF_ITERATIONS..=MAX_KDF_ITERATIONS).contains(&self.kdf_iterations) {
             return Err(format!(
-                "kdf_iterations = {} is below the floor of {MIN_KDF_ITERATIONS}",
+                "kdf_iterations = {} is outside {MIN_KDF_ITERATIONS}..={MAX_KDF_ITERATIONS}",
                 self.kdf_iterations
             ));
         }

@@ -484,9 +484,18 @@ fn find_state_machine_and_index() {
         // C_SessionCancel ends only the operations it names.
         assert_rv!(call!(lib, C_FindObjectsInit, h, null_mut(), 0), CKR_OK);
         assert_rv!(call!(lib, C_SessionCancel, h, CKF_SIGN), CKR_OK);
-        assert_rv!(call!(lib, C_FindObjects, h, out.as_mut_ptr(), 4, &mut n), CKR_OK);
+        assert_rv!(
+            call!(lib, C_FindObjects, h, out.as_mut_ptr(), 4, &mut n),
+            CKR_OK
+        );
         assert_rv!(call!(lib, C_SessionCancel, h, CKF_FIND_OBJECTS), CKR_OK);
-        assert_rv!(call!(lib, C_FindObjects, h, out.as_mut_ptr(), 4, &mut n), CKR_OPERATION_NOT_INITIALIZED);
-        assert_rv!(call!(lib, C_SessionCancel, h + 100, CKF_FIND_OBJECTS), CKR_SESSION_HANDLE_INVALID);
+        assert_rv!(
+            call!(lib, C_FindObjects, h, out.as_mut_ptr(), 4, &mut n),
+            CKR_OPERATION_NOT_INITIALIZED
+        );
+        assert_rv!(
+            call!(lib, C_SessionCancel, h + 100, CKF_FIND_OBJECTS),
+            CKR_SESSION_HANDLE_INVALID
+        );
     });
 }

@@ -98,8 +98,18 @@ fn pkcs11_tool_token_lifecycle() {
 
 /// Runs openssl; returns (success, output).
 fn openssl(args: &[&str]) -> (bool, String) {
-    let out = Command::new("openssl").args(args).output().expect("openssl is installed");
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl is installed");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
 }
 
 #[test]
@@ -122,26 +132,52 @@ fn pkcs11_tool_keys_sign_verify_and_test() {
                 "rsa:2048",
                 "02",
                 "SHA256-RSA-PKCS-PSS",
-                &["-sha256", "-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:32"],
+                &[
+                    "-sha256",
+                    "-sigopt",
+                    "rsa_padding_mode:pss",
+                    "-sigopt",
+                    "rsa_pss_saltlen:32",
+                ],
             ),
             ("EC:edwards25519", "03", "EDDSA", &[]),
         ];
         for (key_type, id, mechanism, dgst) in cases {
             if *mechanism != "SHA256-RSA-PKCS-PSS" {
                 let mut args = login.to_vec();
-                args.extend(["--keypairgen", "--key-type", key_type, "--id", id, "--label", id]);
+                args.extend([
+                    "--keypairgen",
+                    "--key-type",
+                    key_type,
+                    "--id",
+                    id,
+                    "--label",
+                    id,
+                ]);
                 ok(&args);
             }
             let sig = path(&format!("{id}-{mechanism}.sig"));
             let mut args = login.to_vec();
-            args.extend(["--sign", "--id", id, "-m", mechanism, "-i", &data, "-o", &sig]);
+            args.extend([
+                "--sign", "--id", id, "-m", mechanism, "-i", &data, "-o", &sig,
+            ]);
             if mechanism.starts_with("ECDSA") {
                 // OpenSSL wants a DER ECDSA-Sig-Value.
                 args.extend(["--signature-format", "openssl"]);
             }
             ok(&args);
             let mut args = login.to_vec();
-            args.extend(["--verify", "--id", id, "-m", mechanism, "-i", &data, "--signature-file", &sig]);
+            args.extend([
+                "--verify",
+                "--id",
+                id,
+                "-m",
+                mechanism,
+                "-i",
+                &data,
+                "--signature-file",
+                &sig,
+            ]);
             if mechanism.starts_with("ECDSA") {
                 args.extend(["--signature-format", "openssl"]);
             }
@@ -152,11 +188,19 @@ fn pkcs11_tool_keys_sign_verify_and_test() {
             ok(&["--read-object", "--type", "pubkey", "--id", id, "-o", &der]);
             let pem = path(&format!("{id}.pub.pem"));
             // pkcs11-tool writes DER, or PEM for Edwards keys.
-            let form = if std::fs::read(&der).unwrap().starts_with(b"-----BEGIN") { "PEM" } else { "DER" };
-            let (converted, text) = openssl(&["pkey", "-pubin", "-inform", form, "-in", &der, "-out", &pem]);
+            let form = if std::fs::read(&der).unwrap().starts_with(b"-----BEGIN") {
+                "PEM"
+            } else {
+                "DER"
+            };
+            let (converted, text) =
+                openssl(&["pkey", "-pubin", "-inform", form, "-in", &der, "-out", &pem]);
             assert!(converted, "{text}");
             let (valid, text) = if *mechanism == "EDDSA" {
-                openssl(&["pkeyutl", "-verify", "-pubin", "-inkey", &pem, "-rawin", "-in", &data, "-sigfile", &sig])
+                openssl(&[
+                    "pkeyutl", "-verify", "-pubin", "-inkey", &pem, "-rawin", "-in", &data,
+                    "-sigfile", &sig,
+                ])
             } else {
                 let mut args = vec!["dgst"];
                 args.extend(dgst.iter());
@@ -170,7 +214,17 @@ fn pkcs11_tool_keys_sign_verify_and_test() {
             bad[last] ^= 1;
             std::fs::write(&sig, &bad).unwrap();
             let mut args = login.to_vec();
-            args.extend(["--verify", "--id", id, "-m", mechanism, "-i", &data, "--signature-file", &sig]);
+            args.extend([
+                "--verify",
+                "--id",
+                id,
+                "-m",
+                mechanism,
+                "-i",
+                &data,
+                "--signature-file",
+                &sig,
+            ]);
             if mechanism.starts_with("ECDSA") {
                 args.extend(["--signature-format", "openssl"]);
             }
@@ -180,18 +234,96 @@ fn pkcs11_tool_keys_sign_verify_and_test() {
 
         // AES: generate, encrypt, decrypt.
         let mut args = login.to_vec();
-        args.extend(["--keygen", "--key-type", "AES:32", "--id", "04", "--label", "aes"]);
+        args.extend([
+            "--keygen",
+            "--key-type",
+            "AES:32",
+            "--id",
+            "04",
+            "--label",
+            "aes",
+        ]);
         ok(&args);
         let iv = "000102030405060708090a0b0c0d0e0f";
         let enc = path("data.enc");
         let mut args = login.to_vec();
-        args.extend(["--encrypt", "--id", "04", "-m", "AES-CBC-PAD", "--iv", iv, "-i", &data, "-o", &enc]);
+        args.extend([
+            "--encrypt",
+            "--id",
+            "04",
+            "-m",
+            "AES-CBC-PAD",
+            "--iv",
+            iv,
+            "-i",
+            &data,
+            "-o",
+            &enc,
+        ]);
         ok(&args);
         let dec = path("data.dec");
         let mut args = login.to_vec();
-        args.extend(["--decrypt", "--id", "04", "-m", "AES-CBC-PAD", "--iv", iv, "-i", &enc, "-o", &dec]);
+        args.extend([
+            "--decrypt",
+            "--id",
+            "04",
+            "-m",
+            "AES-CBC-PAD",
+            "--iv",
+            iv,
+            "-i",
+            &enc,
+            "-o",
+            &dec,
+        ]);
         ok(&args);
         assert_eq!(std::fs::read(&dec).unwrap(), std::fs::read(&data).unwrap());
+
+        // A certificate written by pkcs11-tool is stored and listed.
+        let key = path("cert.key");
+        let cert = path("cert.der");
+        let (made, text) = openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-subj",
+            "/CN=pkcs11-tool import",
+            "-days",
+            "1",
+            "-outform",
+            "DER",
+            "-out",
+            &cert,
+        ]);
+        assert!(made, "{text}");
+        let mut args = login.to_vec();
+        args.extend([
+            "--write-object",
+            &cert,
+            "--type",
+            "cert",
+            "--id",
+            "05",
+            "--label",
+            "imported",
+        ]);
+        ok(&args);
+        let objects = ok(&["--list-objects", "--type", "cert"]);
+        assert!(
+            objects.contains("Certificate Object; type = X.509 cert"),
+            "{objects}"
+        );
+        assert!(objects.contains("label:      imported"), "{objects}");
+        assert!(objects.contains("CN=pkcs11-tool import"), "{objects}");
+        let back = path("cert.back");
+        ok(&["--read-object", "--type", "cert", "--id", "05", "-o", &back]);
+        assert_eq!(std::fs::read(&back).unwrap(), std::fs::read(&cert).unwrap());
 
         // OpenSC's own self-test over every key on the token.
         let mut args = login.to_vec();

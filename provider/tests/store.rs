@@ -108,6 +108,21 @@ fn corrupt_token_record_is_refused_untouched() {
 }
 
 #[test]
+fn tampered_kdf_cost_is_refused_untouched() {
+    isolated("tampered_kdf_cost_is_refused_untouched", "", || {
+        damaged_store_is_refused(
+            |db| {
+                use key4c_pkcs11::store::records::{decode, encode, TokenRecord};
+                let mut rec: TokenRecord = decode(&db.get(b"token").unwrap().unwrap()).unwrap();
+                rec.so.wrapped_master_key.as_mut().unwrap().iterations = u32::MAX;
+                db.insert(b"token", encode(&rec).unwrap()).unwrap();
+            },
+            "KDF iteration count 4294967295 is outside 1000..=10000000",
+        );
+    });
+}
+
+#[test]
 fn store_without_format_record_is_refused() {
     isolated("store_without_format_record_is_refused", "", || {
         damaged_store_is_refused(

@@ -18,6 +18,9 @@ const SALT_LEN: usize = 16;
 
 /// The lowest PBKDF2 iteration count the token accepts from its configuration.
 pub const MIN_KDF_ITERATIONS: u32 = 1_000;
+/// The highest PBKDF2 iteration count the token accepts, from its configuration or its store
+/// (about ten seconds per PIN check on one core).
+pub const MAX_KDF_ITERATIONS: u32 = 10_000_000;
 /// The default PBKDF2 iteration count.
 pub const DEFAULT_KDF_ITERATIONS: u32 = 100_000;
 

@@ -10,7 +10,10 @@ pub mod records;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
-use records::{decode, encode, AuditRecord, DecodeError, ServiceRecord, TokenRecord, FORMAT_VERSION};
+use crate::crypto::master_key::{MAX_KDF_ITERATIONS, MIN_KDF_ITERATIONS};
+use records::{
+    decode, encode, AuditRecord, DecodeError, ServiceRecord, TokenRecord, FORMAT_VERSION,
+};
 
 const KEY_FORMAT: &[u8] = b"format";
 const KEY_SERVICE: &[u8] = b"service";
@@ -19,6 +22,8 @@ const TREE_OBJECTS: &[u8] = b"objects";
 const TREE_AUDIT: &[u8] = b"audit";
 /// File in the store directory naming the process that has the store open.
 pub const HOLDER_FILE: &str = "key4c.holder";
+/// How long opening a store waits for this same process's previous instance to release it.
+const OWN_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Why the store cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -75,18 +80,34 @@ impl Store {
         std::fs::create_dir_all(path)
             .map_err(|e| io(format!("cannot create the directory: {e}")))?;
         // sled panics on some kinds of damage; a damaged store is an error, never a crash.
-        let opened = catch_unwind(AssertUnwindSafe(|| {
-            sled::Config::new()
-                .path(path)
-                .flush_every_ms(None)
-                .mode(sled::Mode::LowSpace)
-                .open()
-        }));
+        let open = || {
+            catch_unwind(AssertUnwindSafe(|| {
+                sled::Config::new()
+                    .path(path)
+                    .flush_every_ms(None)
+                    .mode(sled::Mode::LowSpace)
+                    .open()
+            }))
+        };
+        let is_lock = |e: &std::io::Error| {
+            e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("lock")
+        };
+        // This process's previous instance (C_Finalize returned while calls in other threads,
+        // or sled's own I/O threads, still hold it) lets go within moments: wait for it
+        // rather than fail C_Initialize.
+        let deadline = std::time::Instant::now() + OWN_LOCK_WAIT;
+        let opened = loop {
+            let opened = open();
+            let own = matches!(&opened, Ok(Err(sled::Error::Io(e))) if is_lock(e))
+                && read_holder(path).starts_with(&format!("process pid {} ", std::process::id()));
+            if !own || std::time::Instant::now() >= deadline {
+                break opened;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
         let db = match opened {
             Ok(Ok(db)) => db,
-            Ok(Err(sled::Error::Io(e)))
-                if e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("lock") =>
-            {
+            Ok(Err(sled::Error::Io(e))) if is_lock(&e) => {
                 return Err(StoreError::Locked {
                     path: path.to_path_buf(),
                     holder: read_holder(path),
@@ -144,7 +165,13 @@ impl Store {
                 let uuid = *uuid::Builder::from_random_bytes(uuid)
                     .into_uuid()
                     .as_bytes();
-                self.put(KEY_SERVICE, &ServiceRecord { uuid, api_key_sha256: None })?;
+                self.put(
+                    KEY_SERVICE,
+                    &ServiceRecord {
+                        uuid,
+                        api_key_sha256: None,
+                    },
+                )?;
                 self.put(KEY_FORMAT, &FORMAT_VERSION)?;
                 self.flush()
             }
@@ -174,7 +201,9 @@ impl Store {
     pub fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
         let id = self.db.generate_id().map_err(|e| self.io(e.to_string()))?;
         let bytes = encode(record).map_err(|e| self.io(e))?;
-        self.audit.insert(id.to_be_bytes(), bytes).map_err(|e| self.io(e.to_string()))?;
+        self.audit
+            .insert(id.to_be_bytes(), bytes)
+            .map_err(|e| self.io(e.to_string()))?;
         Ok(())
     }
 
@@ -197,10 +226,25 @@ impl Store {
 
     /// The token record, `None` before the first C_InitToken.
     pub fn token(&self) -> Result<Option<TokenRecord>, StoreError> {
-        match self.get(KEY_TOKEN)? {
-            Some(bytes) => Ok(Some(self.decode(KEY_TOKEN, &bytes)?)),
-            None => Ok(None),
+        let Some(bytes) = self.get(KEY_TOKEN)? else {
+            return Ok(None);
+        };
+        let token: TokenRecord = self.decode(KEY_TOKEN, &bytes)?;
+        // A tampered cost would make every login run for hours: refuse it like any damage.
+        for pin in [&token.so, &token.user] {
+            if let Some(w) = &pin.wrapped_master_key {
+                if !(MIN_KDF_ITERATIONS..=MAX_KDF_ITERATIONS).contains(&w.iterations) {
+                    return Err(StoreError::Corrupt {
+                        path: self.path.clone(),
+                        detail: format!(
+                            "record \"token\": KDF iteration count {} is outside {MIN_KDF_ITERATIONS}..={MAX_KDF_ITERATIONS}",
+                            w.iterations
+                        ),
+                    });
+                }
+            }
         }
+        Ok(Some(token))
     }
 
     /// Writes the token record and makes it durable before returning.
@@ -249,6 +293,22 @@ impl Store {
         let bytes = encode(record).map_err(|e| self.io(e))?;
         self.objects
             .insert(id.to_be_bytes(), bytes)
+            .map_err(|e| self.io(e.to_string()))?;
+        self.flush()
+    }
+
+    /// Writes several object records in one atomic batch, flushed before returning: after a
+    /// crash either all of them are in the store or none is.
+    pub fn put_objects_durable<T: serde::Serialize>(
+        &self,
+        records: &[(u64, T)],
+    ) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for (id, record) in records {
+            batch.insert(&id.to_be_bytes(), encode(record).map_err(|e| self.io(e))?);
+        }
+        self.objects
+            .apply_batch(batch)
             .map_err(|e| self.io(e.to_string()))?;
         self.flush()
     }

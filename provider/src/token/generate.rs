@@ -193,16 +193,11 @@ impl Token {
         mark_generated(&mut public, mechanism.ck_type());
         mark_generated(&mut private, mechanism.ck_type());
         let secrets = keys::secret_attributes(&private_key)?;
-        let public_handle =
-            self.add_object(&session, public, Default::default(), Some(public_key))?;
-        match self.add_object(&session, private, secrets, Some(private_key)) {
-            Ok(private_handle) => Ok((public_handle, private_handle)),
-            Err(e) => {
-                // Never leave half a pair behind.
-                let _ = self.destroy_object(handle, public_handle);
-                Err(e)
-            }
-        }
+        let public = self.prepare_object(&session, public, Default::default(), Some(public_key))?;
+        let private = self.prepare_object(&session, private, secrets, Some(private_key))?;
+        // One batch: a crash leaves both halves on disk or neither.
+        let handles = self.commit_objects(vec![public, private])?;
+        Ok((handles[0], handles[1]))
     }
 }
 

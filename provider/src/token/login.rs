@@ -72,7 +72,11 @@ impl Token {
             so_unlock_request: None,
         };
         let reinit = state.record.is_some();
-        self.audit("token.init", &String::from_utf8_lossy(label).trim_end().to_string(), "ok");
+        self.audit(
+            "token.init",
+            String::from_utf8_lossy(label).trim_end(),
+            "ok",
+        );
         if reinit {
             self.store.reinit_token_durable(&record)
         } else {

@@ -98,21 +98,29 @@ impl Token {
     /// Appends a security event to the audit log; it becomes durable with the state change
     /// that follows it (every audited event is followed by a durable write).
     pub(crate) fn audit(&self, event: &str, subject: &str, outcome: &str) {
-        if let Err(e) = self.store.append_audit(&audit_record(event, subject, outcome)) {
+        if let Err(e) = self
+            .store
+            .append_audit(&audit_record(event, subject, outcome))
+        {
             log::error!("cannot append to the audit log: {e}");
         }
     }
 
     /// Appends a security event that no other write follows, durably.
     pub(crate) fn audit_durable(&self, event: &str, subject: &str, outcome: &str) {
-        if let Err(e) = self.store.append_audit_durable(&audit_record(event, subject, outcome)) {
+        if let Err(e) = self
+            .store
+            .append_audit_durable(&audit_record(event, subject, outcome))
+        {
             log::error!("cannot append to the audit log: {e}");
         }
     }
 
     /// The audit log, oldest first.
     pub fn audit_log(&self) -> Result<Vec<AuditRecord>> {
-        self.store.audit_records().map_err(|e| Error::DeviceError(e.to_string()))
+        self.store
+            .audit_records()
+            .map_err(|e| Error::DeviceError(e.to_string()))
     }
 
     /// Who is logged in, without taking the state lock.
@@ -121,6 +129,7 @@ impl Token {
     }
 
     fn set_login(&self, state: &mut TokenState, login: LoginState, master_key: Option<MasterKey>) {
+        let user_left = state.login == LoginState::User && login != LoginState::User;
         state.login = login;
         self.login.store(login as u8, Ordering::Release);
         match (login, master_key) {
@@ -134,6 +143,15 @@ impl Token {
                 // Decrypted key material lives only while the User is logged in.
                 for object in self.objects.all() {
                     object.secret.forget();
+                }
+                if user_left {
+                    // PKCS#11 3.0 section 5.6 C_Logout: the application's private session
+                    // objects are destroyed, and handles to private objects become invalid,
+                    // even after the User logs in again.
+                    self.objects
+                        .remove_where(|o| o.owner.is_some() && o.is_private());
+                    self.objects
+                        .rehandle_where(|o| o.store_id.is_some() && o.is_private());
                 }
             }
         }

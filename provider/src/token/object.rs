@@ -119,6 +119,19 @@ impl Object {
         !self.flag(CKA_SENSITIVE) && self.flag(CKA_EXTRACTABLE)
     }
 
+    /// The same object under another handle.
+    pub fn with_handle(&self, handle: CK_OBJECT_HANDLE) -> Object {
+        Object {
+            handle,
+            store_id: self.store_id,
+            owner: self.owner,
+            class: self.class,
+            key_type: self.key_type,
+            attrs: self.attrs.clone(),
+            secret: self.secret.clone(),
+        }
+    }
+
     /// The record that stores this object.
     pub fn record(&self) -> ObjectRecord {
         ObjectRecord {
@@ -182,6 +195,10 @@ impl Objects {
         if let Some(old) = self.map.insert(object.handle, object.clone()) {
             self.unindex(&old);
         }
+        self.index_object(&object);
+    }
+
+    fn index_object(&self, object: &Object) {
         for ty in INDEXED {
             if let Some(Value::Bytes(v)) = object.attrs.get(&ty) {
                 self.index
@@ -190,6 +207,18 @@ impl Objects {
                     .push(object.handle);
             }
         }
+    }
+
+    /// Replaces an object by a new version of it, unless it was removed (or re-handled)
+    /// meanwhile; says whether it did.
+    pub fn replace(&self, object: Arc<Object>) -> bool {
+        let old = match self.map.get_mut(&object.handle) {
+            Some(mut slot) => std::mem::replace(&mut *slot, object.clone()),
+            None => return false,
+        };
+        self.unindex(&old);
+        self.index_object(&object);
+        true
     }
 
     /// Removes an object.
@@ -244,6 +273,18 @@ impl Objects {
             self.map.iter().filter(|o| f(o)).map(|o| o.handle).collect();
         for h in doomed {
             self.remove(h);
+        }
+    }
+
+    /// Gives every object for which `f` holds a new handle: handles obtained before stop
+    /// working (C_Logout, PKCS#11 3.0 section 5.6), the objects stay.
+    pub fn rehandle_where(&self, f: impl Fn(&Object) -> bool) {
+        let moved: Vec<CK_OBJECT_HANDLE> =
+            self.map.iter().filter(|o| f(o)).map(|o| o.handle).collect();
+        for h in moved {
+            if let Some(old) = self.remove(h) {
+                self.insert(Arc::new(old.with_handle(self.new_handle())));
+            }
         }
     }
 }

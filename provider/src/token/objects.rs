@@ -323,6 +323,18 @@ impl Token {
         secrets: SecretAttributes,
         material: Option<keys::KeyMaterial>,
     ) -> Result<CK_OBJECT_HANDLE> {
+        let object = self.prepare_object(session, attrs, secrets, material)?;
+        Ok(self.commit_objects(vec![object])?[0])
+    }
+
+    /// Builds a new object (sealing its key material for the store) without publishing it.
+    pub(crate) fn prepare_object(
+        &self,
+        session: &Session,
+        attrs: Attributes,
+        secrets: SecretAttributes,
+        material: Option<keys::KeyMaterial>,
+    ) -> Result<Object> {
         let class = attrs
             .get(&CKA_CLASS)
             .and_then(Value::as_ulong)
@@ -388,21 +400,41 @@ impl Token {
             attrs,
             secret: Arc::new(slot),
         };
-        if matches!(class, CKO_PRIVATE_KEY | CKO_SECRET_KEY | CKO_PUBLIC_KEY) {
-            self.audit(
-                if object.flag(CKA_LOCAL) { "key.generate" } else { "key.create" },
-                &key_subject(&object),
-                "ok",
-            );
-        }
-        if let Some(id) = store_id {
+        Ok(object)
+    }
+
+    /// Publishes prepared objects: the token ones written in one atomic, flushed batch (a
+    /// key pair is never half on disk), then all made visible. Returns their handles.
+    pub(crate) fn commit_objects(&self, objects: Vec<Object>) -> Result<Vec<CK_OBJECT_HANDLE>> {
+        let records: Vec<(u64, ObjectRecord)> = objects
+            .iter()
+            .filter_map(|o| o.store_id.map(|id| (id, o.record())))
+            .collect();
+        if !records.is_empty() {
             self.store
-                .put_object_durable(id, &object.record())
+                .put_objects_durable(&records)
                 .map_err(|e| Error::DeviceError(e.to_string()))?;
         }
-        let handle = object.handle;
-        self.objects.insert(Arc::new(object));
-        Ok(handle)
+        let mut handles = Vec::with_capacity(objects.len());
+        for object in objects {
+            if matches!(
+                object.class,
+                CKO_PRIVATE_KEY | CKO_SECRET_KEY | CKO_PUBLIC_KEY
+            ) {
+                self.audit(
+                    if object.flag(CKA_LOCAL) {
+                        "key.generate"
+                    } else {
+                        "key.create"
+                    },
+                    &key_subject(&object),
+                    "ok",
+                );
+            }
+            handles.push(object.handle);
+            self.objects.insert(Arc::new(object));
+        }
+        Ok(handles)
     }
 
     /// Reads every token object at start (key material stays sealed until first use).
@@ -585,20 +617,18 @@ impl Token {
     /// Makes a new version of `object` with other attributes, durably for token objects.
     fn replace_object(&self, object: &Object, attrs: Attributes) -> Result<()> {
         let new = Object {
-            handle: object.handle,
-            store_id: object.store_id,
-            owner: object.owner,
-            class: object.class,
-            key_type: object.key_type,
             attrs,
-            secret: object.secret.clone(),
+            ..object.with_handle(object.handle)
         };
         if let Some(id) = new.store_id {
             self.store
                 .put_object_durable(id, &new.record())
                 .map_err(|e| Error::DeviceError(e.to_string()))?;
         }
-        self.objects.insert(Arc::new(new));
+        // A concurrent C_DestroyObject or C_Logout took the handle away: do not resurrect it.
+        if !self.objects.replace(Arc::new(new)) {
+            return Err(Error::ObjectHandleInvalid);
+        }
         Ok(())
     }
 
@@ -747,6 +777,13 @@ fn key_subject(object: &Object) -> String {
         CKO_PUBLIC_KEY => "public key",
         _ => "secret key",
     };
-    let id: String = object.bytes(CKA_ID).iter().map(|b| format!("{b:02x}")).collect();
-    format!("{class} {:?} id {id}", String::from_utf8_lossy(object.bytes(CKA_LABEL)))
+    let id: String = object
+        .bytes(CKA_ID)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!(
+        "{class} {:?} id {id}",
+        String::from_utf8_lossy(object.bytes(CKA_LABEL))
+    )
 }

@@ -350,7 +350,10 @@ impl Token {
     pub(crate) fn context_login_target(&self, session: &Session) -> Result<()> {
         let ops = session.ops.lock();
         let signing = ops.sign.as_ref().is_some_and(|op| op.needs_context_login);
-        let decrypting = ops.decrypt.as_ref().is_some_and(|op| op.needs_context_login);
+        let decrypting = ops
+            .decrypt
+            .as_ref()
+            .is_some_and(|op| op.needs_context_login);
         if signing || decrypting {
             Ok(())
         } else {

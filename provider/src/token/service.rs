@@ -94,7 +94,11 @@ fn pin_state(pin: &PinRecord, limit: u32, requested: bool) -> PinState {
 }
 
 /// The bytes the vendor signs to decide on one request of one service.
-pub fn unlock_message(service_uuid: &[u8; 16], request_id: &[u8; 16], decision: Decision) -> Vec<u8> {
+pub fn unlock_message(
+    service_uuid: &[u8; 16],
+    request_id: &[u8; 16],
+    decision: Decision,
+) -> Vec<u8> {
     let mut m = b"key4c SO unlock v1\\0".to_vec();
     m.extend_from_slice(service_uuid);
     m.extend_from_slice(request_id);
@@ -146,7 +150,9 @@ impl Token {
         let mut updated = service.clone();
         updated.api_key_sha256 = Some(api_key_digest(api_key));
         self.audit("service.api_key", "service", "ok");
-        self.store.put_service_durable(&updated).map_err(|e| Error::DeviceError(e.to_string()))?;
+        self.store
+            .put_service_durable(&updated)
+            .map_err(|e| Error::DeviceError(e.to_string()))?;
         *service = updated;
         Ok(())
     }
@@ -154,7 +160,8 @@ impl Token {
     /// Whether the configuration's `uuid` and `api_key` name this store's service. When they
     /// do not, the slot shows no token and the reason is logged.
     pub(crate) fn binding_matches(&self) -> bool {
-        let service = self.service.lock();
+        // Copied out so the guard is gone before service_uuid() takes the same lock.
+        let api_key_sha256 = self.service.lock().api_key_sha256;
         if let Some(uuid) = &self.config.uuid {
             let want = uuid.trim().replace('-', "").to_ascii_lowercase();
             if want != self.service_uuid() {
@@ -167,7 +174,7 @@ impl Token {
             }
         }
         if let Some(key) = &self.config.api_key {
-            if service.api_key_sha256 != Some(api_key_digest(key)) {
+            if api_key_sha256 != Some(api_key_digest(key)) {
                 log::error!(
                     "the configured api_key is not the API key of service {}: the slot shows no token",
                     self.service_uuid()
@@ -187,7 +194,8 @@ impl Token {
             return Err(Error::ActionProhibited);
         }
         let request = UnlockRequest {
-            id: crate::crypto::random_array().map_err(|_| Error::DeviceError("the random generator failed".into()))?,
+            id: crate::crypto::random_array()
+                .map_err(|_| Error::DeviceError("the random generator failed".into()))?,
             email: email.to_string(),
             requested: super::now_rfc3339(),
         };
@@ -203,7 +211,10 @@ impl Token {
         let vendor = self.vendor_key()?;
         let mut state = self.state.lock();
         let mut record = state.record.clone().ok_or(Error::TokenNotRecognized)?;
-        let request = record.so_unlock_request.clone().ok_or(Error::OperationNotInitialized)?;
+        let request = record
+            .so_unlock_request
+            .clone()
+            .ok_or(Error::OperationNotInitialized)?;
         let message = unlock_message(&self.service.lock().uuid, &request.id, decision);
         let event = match decision {
             Decision::Approve => "so.unlock.approve",
@@ -225,14 +236,26 @@ impl Token {
 
     fn vendor_key(&self) -> Result<Ed25519PublicKey> {
         let path = self.config.vendor_public_key.as_ref().ok_or_else(|| {
-            Error::GeneralError("no vendor_public_key is configured: the vendor's approval cannot be checked".into())
+            Error::GeneralError(
+                "no vendor_public_key is configured: the vendor's approval cannot be checked"
+                    .into(),
+            )
         })?;
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::GeneralError(format!("cannot read the vendor public key {}: {e}", path.display())))?;
-        let bytes = hex_decode(text.trim())
-            .ok_or_else(|| Error::GeneralError(format!("{} is not a hex Ed25519 public key", path.display())))?;
-        Ed25519PublicKey::from_point(&bytes)
-            .map_err(|_| Error::GeneralError(format!("{} is not an Ed25519 public key", path.display())))
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::GeneralError(format!(
+                "cannot read the vendor public key {}: {e}",
+                path.display()
+            ))
+        })?;
+        let bytes = hex_decode(text.trim()).ok_or_else(|| {
+            Error::GeneralError(format!(
+                "{} is not a hex Ed25519 public key",
+                path.display()
+            ))
+        })?;
+        Ed25519PublicKey::from_point(&bytes).map_err(|_| {
+            Error::GeneralError(format!("{} is not an Ed25519 public key", path.display()))
+        })
     }
 }
 
@@ -247,5 +270,8 @@ pub fn hex_decode(s: &str) -> Option<Vec<u8>> {
     if s.len() % 2 != 0 {
         return None;
     }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
 }

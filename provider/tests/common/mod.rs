@@ -428,3 +428,224 @@ impl Lib {
 pub fn ul(v: CK_ULONG) -> Vec<u8> {
     v.to_ne_bytes().to_vec()
 }
+
+// ---- Helpers of the reliability tests (reliability_*.rs): child processes with time limits,
+// ---- watchdogs, reproducible randomness, store file snapshots.
+
+/// Runs this test binary again as `step` (same store and configuration), with `envs` added,
+/// and kills it once it has run for `limit`: `Err` names the hang, with what it printed.
+pub fn run_step_limited(
+    name: &str,
+    step: &str,
+    envs: &[(&str, String)],
+    limit: std::time::Duration,
+) -> Result<std::process::Output, String> {
+    let mut cmd = Command::new(std::env::current_exe().expect("exe"));
+    cmd.args([name, "--exact", "--nocapture", "--test-threads", "1"])
+        .env(STEP, step)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn step");
+    let drain = |mut r: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            v
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().expect("stdout")));
+    let err = drain(Box::new(child.stderr.take().expect("stderr")));
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break Some(status);
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
+    match status {
+        Some(status) => Ok(std::process::Output {
+            status,
+            stdout,
+            stderr,
+        }),
+        None => Err(format!(
+            "step {step} still running after {limit:?} (killed): a hang\n{}\n{}",
+            String::from_utf8_lossy(&stdout),
+            String::from_utf8_lossy(&stderr)
+        )),
+    }
+}
+
+/// Starts this test binary as `step` without waiting for it (for kill tests).
+pub fn spawn_step(name: &str, step: &str, envs: &[(&str, String)]) -> std::process::Child {
+    let mut cmd = Command::new(std::env::current_exe().expect("exe"));
+    cmd.args([name, "--exact", "--nocapture", "--test-threads", "1"])
+        .env(STEP, step)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("spawn step")
+}
+
+/// Aborts the whole process, failing the test, unless dropped within `limit`: a deadlock or
+/// a hang becomes a failure with a message instead of a stuck CI run.
+pub struct Watchdog {
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+pub fn watchdog(what: &str, limit: std::time::Duration) -> Watchdog {
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = done.clone();
+    let what = what.to_string();
+    std::thread::spawn(move || {
+        let start = std::time::Instant::now();
+        while start.elapsed() < limit {
+            if flag.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        if !flag.load(std::sync::atomic::Ordering::SeqCst) {
+            eprintln!("WATCHDOG: {what} still running after {limit:?}: deadlock or hang");
+            std::process::abort();
+        }
+    });
+    Watchdog { done }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.done.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A small reproducible PRNG (xorshift64*).
+#[derive(Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Uniform in 0..n (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+}
+
+/// The seed of a randomised test: `KEY4C_TEST_SEED`, else the clock. Printed, so a failing
+/// run can be replayed with the same kill points.
+pub fn test_seed(what: &str) -> u64 {
+    let seed = std::env::var("KEY4C_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1)
+        });
+    eprintln!("{what}: KEY4C_TEST_SEED={seed}");
+    seed
+}
+
+/// `n` scaled by `KEY4C_RELIABILITY_SCALE` (default 1; CI keeps 1, a soak run raises it).
+pub fn scaled(n: usize) -> usize {
+    let k: f64 = std::env::var("KEY4C_RELIABILITY_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1.0);
+    ((n as f64 * k).round() as usize).max(1)
+}
+
+/// Every file under `dir`, by path relative to it.
+pub fn files_under(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(bytes) = std::fs::read(&path) {
+                let rel = path.strip_prefix(dir).unwrap_or(&path);
+                out.insert(rel.display().to_string(), bytes);
+            }
+        }
+    }
+    out
+}
+
+/// Panics unless `rv` is one of `allowed` (the codes the specification allows this call
+/// here), naming the call and every code.
+pub fn expect_rv(what: &str, rv: CK_RV, allowed: &[CK_RV]) {
+    assert!(
+        allowed.contains(&rv),
+        "{what} returned {} (0x{rv:x}); allowed: {:?}",
+        ckr_name(rv),
+        allowed.iter().map(|&r| ckr_name(r)).collect::<Vec<_>>()
+    );
+}
+
+/// [`isolated`], and the lines the child prints to stderr that start with `REPORT ` are
+/// shown by the parent even when the child passes (counts and findings of a soak test).
+pub fn isolated_reporting(name: &str, config: &str, body: impl FnOnce()) {
+    if std::env::var(CHILD).as_deref() == Ok(name) {
+        body();
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let conf = dir.path().join("key4c.toml");
+    let store = dir.path().join("store");
+    let text = format!(
+        "store = {:?}\nkdf_iterations = 1000\n{config}\n",
+        store.display().to_string()
+    );
+    std::fs::write(&conf, text).expect("write config");
+    let out = Command::new(std::env::current_exe().expect("exe"))
+        .args([name, "--exact", "--nocapture", "--test-threads", "1"])
+        .env(CHILD, name)
+        .env("KEY4C_CONF", &conf)
+        .env_remove("KEY4C_STORE")
+        .env_remove(STEP)
+        .output()
+        .expect("spawn child test");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    {
+        // Straight to the process's stderr: the test harness captures eprintln!.
+        use std::io::Write;
+        let mut err = std::io::stderr();
+        for line in stderr.lines().filter(|l| l.starts_with("REPORT ")) {
+            let _ = writeln!(err, "{line}");
+        }
+    }
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "child test {name} failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+}

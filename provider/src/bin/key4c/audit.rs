@@ -24,9 +24,7 @@ pub struct AuditArgs {
 pub fn run(ctx: &Ctx, args: AuditArgs) -> Result<()> {
     let token = ctx.open()?;
     let records = token.audit_log()?;
-    let skip = args
-        .last
-        .map_or(0, |n| records.len().saturating_sub(n));
+    let skip = args.last.map_or(0, |n| records.len().saturating_sub(n));
     let records = &records[skip..];
     if args.json {
         print_json(&serde_json::Value::Array(

@@ -306,7 +306,12 @@ fn ulong(bytes: &[u8]) -> Option<u64> {
 }
 
 /// Reads one attribute's value; absent, sensitive or foreign to the class read as empty.
-fn attribute(token: &Token, h: CK_SESSION_HANDLE, o: CK_OBJECT_HANDLE, ty: CK_ATTRIBUTE_TYPE) -> Result<Vec<u8>> {
+fn attribute(
+    token: &Token,
+    h: CK_SESSION_HANDLE,
+    o: CK_OBJECT_HANDLE,
+    ty: CK_ATTRIBUTE_TYPE,
+) -> Result<Vec<u8>> {
     Ok(match token.get_attributes(h, o, &[ty])?.pop() {
         Some(AttributeRead::Value(v)) => v,
         _ => Vec::new(),
@@ -333,7 +338,11 @@ fn read_key(token: &Token, h: CK_SESSION_HANDLE, o: CK_OBJECT_HANDLE) -> Result<
 }
 
 /// Every key object the session sees, in handle order.
-fn keys_matching(token: &Token, h: CK_SESSION_HANDLE, template: &Template) -> Result<Vec<KeyObject>> {
+fn keys_matching(
+    token: &Token,
+    h: CK_SESSION_HANDLE,
+    template: &Template,
+) -> Result<Vec<KeyObject>> {
     let mut out = Vec::new();
     for o in find(token, h, template)? {
         if let Some(k) = read_key(token, h, o)? {
@@ -397,7 +406,9 @@ impl Row<'_> {
     }
 
     fn created(&self) -> Option<String> {
-        self.objects.iter().find_map(|o| ck_date_text(&o.start_date))
+        self.objects
+            .iter()
+            .find_map(|o| ck_date_text(&o.start_date))
     }
 }
 
@@ -405,17 +416,27 @@ fn rows(keys: &[KeyObject]) -> Vec<Row<'_>> {
     let mut groups: BTreeMap<(Vec<u8>, String, CK_KEY_TYPE, bool), Row<'_>> = BTreeMap::new();
     let mut order = Vec::new();
     for k in keys {
-        let group = (k.id.clone(), k.label.clone(), k.key_type, k.class == CKO_SECRET_KEY);
+        let group = (
+            k.id.clone(),
+            k.label.clone(),
+            k.key_type,
+            k.class == CKO_SECRET_KEY,
+        );
         groups
             .entry(group.clone())
             .or_insert_with(|| {
                 order.push(group);
-                Row { objects: Vec::new() }
+                Row {
+                    objects: Vec::new(),
+                }
             })
             .objects
             .push(k);
     }
-    order.into_iter().filter_map(|g| groups.remove(&g)).collect()
+    order
+        .into_iter()
+        .filter_map(|g| groups.remove(&g))
+        .collect()
 }
 
 /// `keys list`.
@@ -504,7 +525,11 @@ fn generate(ctx: &Ctx, args: GenerateArgs) -> Result<()> {
     let token = ctx.open()?;
     let session = login(&token, Role::User, &pin)?;
     let h = session.handle;
-    let taken = keys_matching(&token, h, &Template::default().bytes(CKA_LABEL, args.label.as_bytes()))?;
+    let taken = keys_matching(
+        &token,
+        h,
+        &Template::default().bytes(CKA_LABEL, args.label.as_bytes()),
+    )?;
     if !taken.is_empty() {
         return Err(CliError::new(format!(
             "a key labelled {:?} exists already (CKA_ID {}): choose another label",
@@ -529,10 +554,7 @@ fn generate(ctx: &Ctx, args: GenerateArgs) -> Result<()> {
             .bytes(CKA_START_DATE, &today)
             .opt_bytes(CKA_ID, given_id.as_deref())
     };
-    let secret_attrs = |t: Template| {
-        t.bool(CKA_SENSITIVE, true)
-            .bool(CKA_EXTRACTABLE, false)
-    };
+    let secret_attrs = |t: Template| t.bool(CKA_SENSITIVE, true).bool(CKA_EXTRACTABLE, false);
     let what = match &recipe {
         Recipe::Rsa => format!("RSA-{bits}"),
         _ => args.alg.name().to_string(),
@@ -691,7 +713,9 @@ fn der(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
         if n == 0 || n > 4 || rest.len() < n {
             return None;
         }
-        let len = rest[..n].iter().fold(0usize, |acc, b| (acc << 8) | *b as usize);
+        let len = rest[..n]
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | *b as usize);
         (len, &rest[n..])
     };
     if rest.len() < len {
@@ -711,7 +735,9 @@ fn spki_key(spki: &[u8]) -> Option<&[u8]> {
     let (0x03, bits, _) = der(rest)? else {
         return None;
     };
-    bits.split_first().filter(|(unused, _)| **unused == 0).map(|(_, k)| k)
+    bits.split_first()
+        .filter(|(unused, _)| **unused == 0)
+        .map(|(_, k)| k)
 }
 
 /// The EC or Ed25519 point: CKA_EC_POINT (a DER OCTET STRING, or bare), else the SPKI's.
@@ -748,7 +774,9 @@ fn export(ctx: &Ctx, args: ExportArgs) -> Result<()> {
     let text = match args.format {
         Format::Pem => {
             if spki.is_empty() {
-                return Err(CliError::new("the key has no CKA_PUBLIC_KEY_INFO to export"));
+                return Err(CliError::new(
+                    "the key has no CKA_PUBLIC_KEY_INFO to export",
+                ));
             }
             let b64 = STANDARD.encode(&spki);
             let mut pem = String::from("-----BEGIN PUBLIC KEY-----\n");
@@ -772,7 +800,12 @@ fn export(ctx: &Ctx, args: ExportArgs) -> Result<()> {
 }
 
 /// The JWK of a public key (RFC 7517/7518/8037); kid is the hex CKA_ID.
-fn jwk(token: &Token, h: CK_SESSION_HANDLE, key: &KeyObject, spki: &[u8]) -> Result<serde_json::Value> {
+fn jwk(
+    token: &Token,
+    h: CK_SESSION_HANDLE,
+    key: &KeyObject,
+    spki: &[u8],
+) -> Result<serde_json::Value> {
     let kid = hex(&key.id);
     let strip = |b: &[u8]| b[b.iter().take_while(|x| **x == 0).count()..].to_vec();
     let malformed = || CliError::new("the key's public point is malformed");

@@ -19,7 +19,11 @@ use crate::util::{hex, hyphenated};
 pub const SUBJECT: &str = "Key4C SO PIN unlock completed";
 
 /// Builds the notice for an approved request.
-pub fn unlock_completed(from: &str, service_uuid: &str, request: &UnlockRequest) -> Result<Message> {
+pub fn unlock_completed(
+    from: &str,
+    service_uuid: &str,
+    request: &UnlockRequest,
+) -> Result<Message> {
     let from: Mailbox = from
         .parse()
         .map_err(|e| CliError::new(format!("mail_from {from:?} is not an e-mail address: {e}")))?;
@@ -66,7 +70,8 @@ fn key4c_now() -> String {
 pub fn to_maildir(outbox: &Path, message: &Message) -> Result<PathBuf> {
     for sub in ["tmp", "new", "cur"] {
         let dir = outbox.join(sub);
-        fs::create_dir_all(&dir).map_err(|e| CliError::io("create the outbox directory", &dir, e))?;
+        fs::create_dir_all(&dir)
+            .map_err(|e| CliError::io("create the outbox directory", &dir, e))?;
     }
     let name = unique_name();
     let tmp = outbox.join("tmp").join(&name);
@@ -119,8 +124,9 @@ pub fn by_smtp(server: &str, message: &Message) -> Result<()> {
         .port(port)
         .timeout(Some(Duration::from_secs(20)))
         .build();
-    transport
-        .send(message)
-        .map(|_| ())
-        .map_err(|e| CliError::new(format!("the SMTP server {server} did not take the notice: {e}")))
+    transport.send(message).map(|_| ()).map_err(|e| {
+        CliError::new(format!(
+            "the SMTP server {server} did not take the notice: {e}"
+        ))
+    })
 }

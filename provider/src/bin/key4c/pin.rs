@@ -86,12 +86,10 @@ fn set_user(ctx: &Ctx, args: SetUserArgs) -> Result<()> {
     let token = ctx.open()?;
     let (before, _) = Role::User.state(&token);
     let session = login(&token, Role::So, &so_pin)?;
-    token
-        .init_pin(session.handle, &new)
-        .map_err(|e| match e {
-            Error::PinInvalid => same_pin("User PIN"),
-            e => e.into(),
-        })?;
+    token.init_pin(session.handle, &new).map_err(|e| match e {
+        Error::PinInvalid => same_pin("User PIN"),
+        e => e.into(),
+    })?;
     println!(
         "{}",
         match before {

@@ -49,7 +49,8 @@ pub const NEW_SO_PIN: PinSpec = PinSpec {
 pub fn read(spec: &PinSpec, file: Option<&Path>, confirm: bool) -> Result<Pin> {
     let pin = if let Some(path) = file {
         let mut bytes = Zeroizing::new(
-            std::fs::read(path).map_err(|e| CliError::io(&format!("read the {} file", spec.what), path, e))?,
+            std::fs::read(path)
+                .map_err(|e| CliError::io(&format!("read the {} file", spec.what), path, e))?,
         );
         // One line ending, as `echo` writes it, is not part of the PIN.
         if bytes.ends_with(b"\n") {

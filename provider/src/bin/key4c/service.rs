@@ -334,7 +334,9 @@ impl<'a> Page<'a> {
         row("uuid", self.binding.uuid.name());
         row("api_key", self.binding.api_key.name());
         if !self.binding.token_shown() {
-            println!("  The module shows no token with this configuration: fix its uuid or api_key.");
+            println!(
+                "  The module shows no token with this configuration: fix its uuid or api_key."
+            );
         }
     }
 }

@@ -271,12 +271,26 @@ fn keygen(out: &Path, force: bool) -> Result<()> {
     let key = Ed25519PrivateKey::generate()
         .map_err(|_| CliError::new("generating the vendor key failed"))?;
     let seed_hex = Zeroizing::new(hex(&key.seed()[..]));
-    write_file(&secret, format!("{}\n", seed_hex.as_str()).as_bytes(), 0o600)?;
-    write_file(&public, format!("{}\n", hex(&key.public_key_bytes())).as_bytes(), 0o644)?;
+    write_file(
+        &secret,
+        format!("{}\n", seed_hex.as_str()).as_bytes(),
+        0o600,
+    )?;
+    write_file(
+        &public,
+        format!("{}\n", hex(&key.public_key_bytes())).as_bytes(),
+        0o644,
+    )?;
     let shown = fs::canonicalize(&public).unwrap_or(public.clone());
-    println!("Vendor key:   {} (secret: keep it with the vendor)", secret.display());
+    println!(
+        "Vendor key:   {} (secret: keep it with the vendor)",
+        secret.display()
+    );
     println!("Public key:   {}", public.display());
-    println!("Module configuration: vendor_public_key = {:?}", shown.display().to_string());
+    println!(
+        "Module configuration: vendor_public_key = {:?}",
+        shown.display().to_string()
+    );
     Ok(())
 }
 

@@ -1,0 +1,91 @@
+//! A module that crashes in one call and hangs in another does not take the report down: the
+//! two cases fail (crash / timeout), the others run in a new worker.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+use conformance::report::Status;
+
+const SOFTHSM2: &str = "/usr/lib/softhsm/libsofthsm2.so";
+
+#[test]
+fn a_crashing_or_hanging_module_fails_its_cases_and_the_report_is_written() {
+    let header = Path::new("/usr/include/p11-kit-1/p11-kit/pkcs11.h");
+    if !Path::new(SOFTHSM2).exists() || !header.exists() {
+        eprintln!("skipped: needs softhsm2 and libp11-kit-dev");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let so = dir.path().join("libmisbehaving.so");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/misbehaving.c");
+    let cc = Command::new("cc")
+        .args(["-shared", "-fPIC", "-I/usr/include/p11-kit-1", "-o"])
+        .arg(&so)
+        .arg(&src)
+        .arg("-ldl")
+        .output();
+    match cc {
+        Ok(o) if o.status.success() => {}
+        _ => {
+            eprintln!("skipped: no C compiler");
+            return;
+        }
+    }
+    let tokens = dir.path().join("tokens");
+    std::fs::create_dir(&tokens).unwrap();
+    let conf = dir.path().join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\n",
+            tokens.display()
+        ),
+    )
+    .unwrap();
+    let reports = dir.path().join("report");
+    let out = run(
+        &[
+            "--module",
+            so.to_str().unwrap(),
+            "--so-pin",
+            SO_PIN,
+            "--user-pin",
+            USER_PIN,
+            "--profile",
+            "generic",
+            "--case-timeout",
+            "2",
+            "--only",
+            "RNG-",
+            "--only",
+            "DIG-001",
+            "--report-dir",
+            reports.to_str().unwrap(),
+        ],
+        &[
+            ("SOFTHSM2_CONF", &conf),
+            ("WRAPPED_MODULE", Path::new(SOFTHSM2)),
+        ],
+    );
+    assert_reports(&reports, &out);
+    let report = results(&reports);
+    let summary = report.summary();
+    let get = |id: &str| {
+        report
+            .records
+            .iter()
+            .find(|r| r.id == id)
+            .unwrap_or_else(|| panic!("{id} missing\n{summary}"))
+    };
+    let crash = get("RNG-001");
+    assert_eq!(crash.status, Status::Fail, "{summary}");
+    assert!(crash.detail.contains("signal 11"), "{}", crash.detail);
+    let hang = get("RNG-005");
+    assert_eq!(hang.status, Status::Fail, "{summary}");
+    assert!(hang.detail.contains("timeout"), "{}", hang.detail);
+    assert_eq!(get("DIG-001").status, Status::Pass, "{summary}");
+    assert_eq!(out.status.code(), Some(1), "{summary}");
+}
