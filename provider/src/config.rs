@@ -191,7 +191,10 @@ mod tests {
         assert!(Config::parse("pin_retry_limit = 0").is_err());
         assert!(Config::parse("kdf_iterations = 999")
             .unwrap_err()
-            .contains("floor"));
+            .contains("outside 1000..=10000000"));
+        assert!(Config::parse("kdf_iterations = 10000001")
+            .unwrap_err()
+            .contains("outside 1000..=10000000"));
         assert!(Config::parse("pin_retry_limt = 3")
             .unwrap_err()
             .contains("unknown field"));

@@ -1,16 +1,32 @@
 //! Storage: one sled database per token, opened by one process at a time.
 //!
 //! Layout (default tree): `format` → the store's format version, `service` → [`ServiceRecord`],
-//! `token` → [`TokenRecord`] (absent until the first C_InitToken). Token objects live in the
-//! `objects` tree. Every write that must survive a crash is flushed before the caller learns it
+//! `token` → [`TokenRecord`] (absent until the first C_InitToken), `commit` → the commit
+//! counter ([`commit`]). Token objects live in the `objects` tree, the audit log in `audit`.
+//! Every write that must survive a crash is one sled transaction that also raises the commit
+//! counter, flushed, then recorded in the side file `commit`, before the caller learns it
 //! succeeded.
+//!
+//! Opening: with sled's lock held and before sled runs, the raw log is checked against the
+//! side file ([`log_check`]): damage that sled's recovery would turn into silently dropped
+//! writes refuses the store untouched; damage that looks like an interrupted write is first
+//! recovered on a copy. Once sled has opened the store, its commit counter must be at least the
+//! side file's.
 
+pub mod commit;
+pub mod log_check;
 pub mod records;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
+use parking_lot::Mutex;
+use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+use sled::Transactional;
+
 use crate::crypto::master_key::{MAX_KDF_ITERATIONS, MIN_KDF_ITERATIONS};
+use commit::{SideError, SideFile, COMMIT_FILE};
+use log_check::Verdict;
 use records::{
     decode, encode, AuditRecord, DecodeError, ServiceRecord, TokenRecord, FORMAT_VERSION,
 };
@@ -18,6 +34,7 @@ use records::{
 const KEY_FORMAT: &[u8] = b"format";
 const KEY_SERVICE: &[u8] = b"service";
 const KEY_TOKEN: &[u8] = b"token";
+const KEY_COMMIT: &[u8] = b"commit";
 const TREE_OBJECTS: &[u8] = b"objects";
 const TREE_AUDIT: &[u8] = b"audit";
 /// File in the store directory naming the process that has the store open.
@@ -29,7 +46,7 @@ const OWN_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
     /// Another process (or another open in this one) holds the store.
-    #[error("the store {path} is in use by {holder}; only one process can open a store at a time. To share one token between processes, run `p11-kit server` on this module and load p11-kit-client.so in the clients")]
+    #[error("the store {path} is in use by {holder}; only one process can open a store at a time: stop that process first (README, \"One token, several processes\")")]
     Locked {
         /// Store directory.
         path: PathBuf,
@@ -62,12 +79,22 @@ pub enum StoreError {
     },
 }
 
+/// The three trees of a durable write's transaction: default, objects, audit.
+type Trees = (TransactionalTree, TransactionalTree, TransactionalTree);
+/// What a durable write's body may fail with inside the transaction.
+type TxError = ConflictableTransactionError<()>;
+
 /// An open token store.
 pub struct Store {
     path: PathBuf,
     db: sled::Db,
     objects: sled::Tree,
     audit: sled::Tree,
+    /// The commit number of the last write applied to sled. Held while a write is applied, so
+    /// numbers follow the order of the log.
+    seq: Mutex<u64>,
+    /// The side file: the number of the last write known durable.
+    side: Mutex<SideFile>,
 }
 
 impl Store {
@@ -77,65 +104,98 @@ impl Store {
             path: path.to_path_buf(),
             detail,
         };
+        let corrupt = |detail: String| StoreError::Corrupt {
+            path: path.to_path_buf(),
+            detail,
+        };
         std::fs::create_dir_all(path)
             .map_err(|e| io(format!("cannot create the directory: {e}")))?;
-        // sled panics on some kinds of damage; a damaged store is an error, never a crash.
-        let open = || {
-            catch_unwind(AssertUnwindSafe(|| {
-                sled::Config::new()
-                    .path(path)
-                    .flush_every_ms(None)
-                    .mode(sled::Mode::LowSpace)
-                    .open()
-            }))
-        };
-        let is_lock = |e: &std::io::Error| {
-            e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("lock")
-        };
-        // This process's previous instance (C_Finalize returned while calls in other threads,
-        // or sled's own I/O threads, still hold it) lets go within moments: wait for it
-        // rather than fail C_Initialize.
-        let deadline = std::time::Instant::now() + OWN_LOCK_WAIT;
-        let opened = loop {
-            let opened = open();
-            let own = matches!(&opened, Ok(Err(sled::Error::Io(e))) if is_lock(e))
-                && read_holder(path).starts_with(&format!("process pid {} ", std::process::id()));
-            if !own || std::time::Instant::now() >= deadline {
-                break opened;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        };
-        let db = match opened {
-            Ok(Ok(db)) => db,
-            Ok(Err(sled::Error::Io(e))) if is_lock(&e) => {
-                return Err(StoreError::Locked {
+        // sled's lock, held while its files are checked: nobody writes them meanwhile.
+        let lock = lock_log(path)?;
+        let side = match SideFile::read(path) {
+            Ok(None) => None,
+            Ok(Some(Ok(side))) => Some(side),
+            Ok(Some(Err(SideError::Damaged(d)))) => return Err(corrupt(d)),
+            Ok(Some(Err(SideError::Newer(v)))) => {
+                return Err(StoreError::Newer {
                     path: path.to_path_buf(),
-                    holder: read_holder(path),
-                });
-            }
-            Ok(Err(sled::Error::Io(e))) => return Err(io(e.to_string())),
-            Ok(Err(e)) => {
-                return Err(StoreError::Corrupt {
-                    path: path.to_path_buf(),
-                    detail: e.to_string(),
+                    detail: format!("commit file format {v}"),
                 })
             }
-            Err(_) => {
-                return Err(StoreError::Corrupt {
-                    path: path.to_path_buf(),
-                    detail: "the database could not be read".into(),
-                })
-            }
+            Err(e) => return Err(io(format!("cannot read {COMMIT_FILE}: {e}"))),
         };
+        let acknowledged = side.map(|(seq, _)| seq);
+        let started = std::time::Instant::now();
+        let verdict = check_log(path, acknowledged)?;
+        log::debug!(
+            "store {}: log checked in {:?}: {verdict:?}",
+            path.display(),
+            started.elapsed()
+        );
+        match verdict {
+            Verdict::Clean => {}
+            Verdict::Damaged(d) => return Err(corrupt(d)),
+            Verdict::Suspicious(why) => {
+                log::warn!(
+                    "store {}: {why}; recovering it on a copy first",
+                    path.display()
+                );
+                verify_on_copy(path, acknowledged).map_err(|d| corrupt(format!("{why}; {d}")))?;
+            }
+        }
+        drop(lock);
+        let db = open_sled(path)?;
         let objects = db.open_tree(TREE_OBJECTS).map_err(|e| io(e.to_string()))?;
         let audit = db.open_tree(TREE_AUDIT).map_err(|e| io(e.to_string()))?;
+        let recorded = match db.get(KEY_COMMIT).map_err(|e| io(e.to_string()))? {
+            Some(v) => Some(
+                commit::decode_record(&v)
+                    .ok_or_else(|| corrupt("the commit record is damaged".into()))?,
+            ),
+            None => None,
+        };
+        let is_new = db.is_empty() && objects.is_empty() && audit.is_empty();
+        let side = match (side, recorded) {
+            (Some((acked, slot)), Some(seq)) if seq >= acked => {
+                SideFile::open(path, acked, slot).map_err(|e| io(e.to_string()))?
+            }
+            (Some((acked, _)), Some(seq)) => {
+                return Err(corrupt(format!(
+                    "{} missing: the log is damaged (it ends at write #{seq}, the store acknowledged #{acked})",
+                    log_check::acknowledged_writes(acked - seq)
+                )))
+            }
+            (Some((0, slot)), None) if is_new => {
+                SideFile::open(path, 0, slot).map_err(|e| io(e.to_string()))?
+            }
+            (Some((acked, _)), None) => {
+                return Err(corrupt(format!(
+                    "the log holds none of the store's {acked} acknowledged writes: the log is damaged"
+                )))
+            }
+            (None, Some(_)) => {
+                return Err(corrupt(format!(
+                    "its commit file {COMMIT_FILE} is missing: acknowledged writes cannot be checked"
+                )))
+            }
+            // A new store, or one written before the commit counter: it starts at 0, durably,
+            // before anything else is written.
+            (None, None) => SideFile::create(path, 0)
+                .map_err(|e| io(format!("cannot create {COMMIT_FILE}: {e}")))?,
+        };
         let store = Store {
             path: path.to_path_buf(),
             db,
             objects,
             audit,
+            seq: Mutex::new(recorded.unwrap_or(0)),
+            side: Mutex::new(side),
         };
-        store.check_or_create_format()?;
+        store.check_or_create_format(is_new)?;
+        if recorded.is_none() && !is_new {
+            // Written before the commit counter: from now on it is counted.
+            store.write_durable(|_| Ok(()))?;
+        }
         write_holder(path);
         Ok(store)
     }
@@ -145,7 +205,7 @@ impl Store {
         &self.path
     }
 
-    fn check_or_create_format(&self) -> Result<(), StoreError> {
+    fn check_or_create_format(&self, is_new: bool) -> Result<(), StoreError> {
         match self.get(KEY_FORMAT)? {
             Some(bytes) => {
                 let version: u32 = self.decode(KEY_FORMAT, &bytes)?;
@@ -159,27 +219,60 @@ impl Store {
                 }
                 Ok(())
             }
-            None if self.db.is_empty() && self.objects.is_empty() && self.audit.is_empty() => {
+            None if is_new => {
                 let uuid = crate::crypto::random_array::<16>()
                     .map_err(|_| self.io("the random generator failed".into()))?;
                 let uuid = *uuid::Builder::from_random_bytes(uuid)
                     .into_uuid()
                     .as_bytes();
-                self.put(
-                    KEY_SERVICE,
-                    &ServiceRecord {
-                        uuid,
-                        api_key_sha256: None,
-                    },
-                )?;
-                self.put(KEY_FORMAT, &FORMAT_VERSION)?;
-                self.flush()
+                let service = encode(&ServiceRecord {
+                    uuid,
+                    api_key_sha256: None,
+                })
+                .map_err(|e| self.io(e))?;
+                let format = encode(&FORMAT_VERSION).map_err(|e| self.io(e))?;
+                self.write_durable(|(d, _, _)| {
+                    d.insert(KEY_SERVICE, service.clone())?;
+                    d.insert(KEY_FORMAT, format.clone())?;
+                    Ok(())
+                })
             }
             None => Err(StoreError::Corrupt {
                 path: self.path.clone(),
                 detail: "it has data but no format record".into(),
             }),
         }
+    }
+
+    /// Applies `body` and the next commit number as one sled transaction, makes it durable,
+    /// then records the number in the side file.
+    fn write_durable<R>(
+        &self,
+        body: impl Fn(&Trees) -> Result<R, TxError>,
+    ) -> Result<R, StoreError> {
+        let (seq, out) = {
+            let mut last = self.seq.lock();
+            let seq = *last + 1;
+            let record = commit::encode_record(seq);
+            let out = (&*self.db as &sled::Tree, &self.objects, &self.audit)
+                .transaction(|trees| {
+                    let out = body(trees)?;
+                    trees.0.insert(KEY_COMMIT, &record[..])?;
+                    Ok(out)
+                })
+                .map_err(|e: sled::transaction::TransactionError<()>| {
+                    self.io(format!("cannot write: {e:?}"))
+                })?;
+            *last = seq;
+            (seq, out)
+        };
+        self.flush()?;
+        self.side.lock().record(seq).map_err(|e| {
+            self.io(format!(
+                "the write is durable but {COMMIT_FILE} could not record it: {e}"
+            ))
+        })?;
+        Ok(out)
     }
 
     /// The service record (created with the store).
@@ -193,8 +286,11 @@ impl Store {
 
     /// Replaces the service record durably.
     pub fn put_service_durable(&self, service: &ServiceRecord) -> Result<(), StoreError> {
-        self.put(KEY_SERVICE, service)?;
-        self.flush()
+        let bytes = encode(service).map_err(|e| self.io(e))?;
+        self.write_durable(|(d, _, _)| {
+            d.insert(KEY_SERVICE, bytes.clone())?;
+            Ok(())
+        })
     }
 
     /// Appends one audit record; durable once the next flush (every caller's own) returns.
@@ -209,8 +305,12 @@ impl Store {
 
     /// Appends one audit record and makes it durable.
     pub fn append_audit_durable(&self, record: &AuditRecord) -> Result<(), StoreError> {
-        self.append_audit(record)?;
-        self.flush()
+        let id = self.db.generate_id().map_err(|e| self.io(e.to_string()))?;
+        let bytes = encode(record).map_err(|e| self.io(e))?;
+        self.write_durable(|(_, _, a)| {
+            a.insert(&id.to_be_bytes(), bytes.clone())?;
+            Ok(())
+        })
     }
 
     /// The audit log, oldest first.
@@ -218,7 +318,7 @@ impl Store {
         self.audit
             .iter()
             .map(|entry| {
-                let (_, bytes) = entry.map_err(|e| self.io(e.to_string()))?;
+                let (_, bytes) = entry.map_err(|e| self.sled_error(e))?;
                 self.decode(b"audit", &bytes)
             })
             .collect()
@@ -249,20 +349,36 @@ impl Store {
 
     /// Writes the token record and makes it durable before returning.
     pub fn put_token_durable(&self, token: &TokenRecord) -> Result<(), StoreError> {
-        self.put(KEY_TOKEN, token)?;
-        self.flush()
+        let bytes = encode(token).map_err(|e| self.io(e))?;
+        self.write_durable(|(d, _, _)| {
+            d.insert(KEY_TOKEN, bytes.clone())?;
+            Ok(())
+        })
     }
 
     /// Re-initialises the token: every object removed and the new token record written, as one
     /// durable unit.
     pub fn reinit_token_durable(&self, token: &TokenRecord) -> Result<(), StoreError> {
-        self.objects.clear().map_err(|e| self.io(e.to_string()))?;
-        self.put_token_durable(token)
+        let bytes = encode(token).map_err(|e| self.io(e))?;
+        let keys = self
+            .objects
+            .iter()
+            .keys()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.sled_error(e))?;
+        self.write_durable(|(d, o, _)| {
+            for key in &keys {
+                o.remove(key)?;
+            }
+            d.insert(KEY_TOKEN, bytes.clone())?;
+            Ok(())
+        })
     }
 
-    /// Number of token objects in the store.
+    /// Number of token objects in the store (counted up to the first unreadable page).
     pub fn object_count(&self) -> usize {
-        self.objects.len()
+        // Not `Tree::len`: it counts sled's errors too, and a damaged page errs forever.
+        self.objects.iter().keys().take_while(Result::is_ok).count()
     }
 
     /// A new, never used object record key.
@@ -272,9 +388,9 @@ impl Store {
 
     /// Every object record, decoded.
     pub fn objects<T: serde::de::DeserializeOwned>(&self) -> Result<Vec<(u64, T)>, StoreError> {
-        let mut out = Vec::with_capacity(self.objects.len());
+        let mut out = Vec::new();
         for entry in self.objects.iter() {
-            let (key, bytes) = entry.map_err(|e| self.io(e.to_string()))?;
+            let (key, bytes) = entry.map_err(|e| self.sled_error(e))?;
             let id = <[u8; 8]>::try_from(key.as_ref()).map_err(|_| StoreError::Corrupt {
                 path: self.path.clone(),
                 detail: "an object key is not 8 bytes".into(),
@@ -291,10 +407,10 @@ impl Store {
         record: &T,
     ) -> Result<(), StoreError> {
         let bytes = encode(record).map_err(|e| self.io(e))?;
-        self.objects
-            .insert(id.to_be_bytes(), bytes)
-            .map_err(|e| self.io(e.to_string()))?;
-        self.flush()
+        self.write_durable(|(_, o, _)| {
+            o.insert(&id.to_be_bytes(), bytes.clone())?;
+            Ok(())
+        })
     }
 
     /// Writes several object records in one atomic batch, flushed before returning: after a
@@ -307,30 +423,22 @@ impl Store {
         for (id, record) in records {
             batch.insert(&id.to_be_bytes(), encode(record).map_err(|e| self.io(e))?);
         }
-        self.objects
-            .apply_batch(batch)
-            .map_err(|e| self.io(e.to_string()))?;
-        self.flush()
+        self.write_durable(|(_, o, _)| {
+            o.apply_batch(&batch)?;
+            Ok(())
+        })
     }
 
     /// Deletes one object record durably.
     pub fn delete_object_durable(&self, id: u64) -> Result<(), StoreError> {
-        self.objects
-            .remove(id.to_be_bytes())
-            .map_err(|e| self.io(e.to_string()))?;
-        self.flush()
+        self.write_durable(|(_, o, _)| {
+            o.remove(&id.to_be_bytes())?;
+            Ok(())
+        })
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<sled::IVec>, StoreError> {
-        self.db.get(key).map_err(|e| self.io(e.to_string()))
-    }
-
-    fn put<T: serde::Serialize>(&self, key: &[u8], value: &T) -> Result<(), StoreError> {
-        let bytes = encode(value).map_err(|e| self.io(e))?;
-        self.db
-            .insert(key, bytes)
-            .map_err(|e| self.io(e.to_string()))?;
-        Ok(())
+        self.db.get(key).map_err(|e| self.sled_error(e))
     }
 
     fn flush(&self) -> Result<(), StoreError> {
@@ -364,6 +472,275 @@ impl Store {
             detail,
         }
     }
+
+    /// A failed sled read: damage it found is corruption, anything else I/O.
+    fn sled_error(&self, e: sled::Error) -> StoreError {
+        match e {
+            sled::Error::Corruption { .. } => StoreError::Corrupt {
+                path: self.path.clone(),
+                detail: format!("sled cannot read a page: {e}"),
+            },
+            e => self.io(e.to_string()),
+        }
+    }
+}
+
+/// Opens sled on `path`, waiting for this process's previous instance to let go of it.
+fn open_sled(path: &Path) -> Result<sled::Db, StoreError> {
+    // sled panics on some kinds of damage; a damaged store is an error, never a crash.
+    let open = || {
+        catch_unwind(AssertUnwindSafe(|| {
+            sled::Config::new()
+                .path(path)
+                .flush_every_ms(None)
+                .mode(sled::Mode::LowSpace)
+                .open()
+        }))
+    };
+    let is_lock = |e: &std::io::Error| {
+        e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("lock")
+    };
+    let deadline = std::time::Instant::now() + OWN_LOCK_WAIT;
+    let opened = loop {
+        let opened = open();
+        let own = matches!(&opened, Ok(Err(sled::Error::Io(e))) if is_lock(e)) && held_by_us(path);
+        if !own || std::time::Instant::now() >= deadline {
+            break opened;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    match opened {
+        Ok(Ok(db)) => Ok(db),
+        Ok(Err(sled::Error::Io(e))) if is_lock(&e) => Err(StoreError::Locked {
+            path: path.to_path_buf(),
+            holder: read_holder(path),
+        }),
+        Ok(Err(sled::Error::Io(e))) => Err(StoreError::Io {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        }),
+        Ok(Err(e)) => Err(StoreError::Corrupt {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        }),
+        Err(_) => Err(StoreError::Corrupt {
+            path: path.to_path_buf(),
+            detail: "the database could not be read".into(),
+        }),
+    }
+}
+
+fn held_by_us(path: &Path) -> bool {
+    read_holder(path).starts_with(&format!("process pid {} ", std::process::id()))
+}
+
+/// Takes sled's lock on the log file (`flock`, as sled does), waiting like [`open_sled`] for
+/// this process's previous instance; `None` when there is no log yet. Released on drop.
+fn lock_log(path: &Path) -> Result<Option<std::fs::File>, StoreError> {
+    use std::os::fd::AsRawFd;
+    let file = match std::fs::File::open(path.join("db")) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(StoreError::Io {
+                path: path.to_path_buf(),
+                detail: format!("cannot open db: {e}"),
+            })
+        }
+    };
+    let deadline = std::time::Instant::now() + OWN_LOCK_WAIT;
+    loop {
+        // SAFETY: flock on a file descriptor this function owns.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(Some(file));
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::WouldBlock {
+            return Err(StoreError::Io {
+                path: path.to_path_buf(),
+                detail: format!("cannot lock db: {e}"),
+            });
+        }
+        if !held_by_us(path) || std::time::Instant::now() >= deadline {
+            return Err(StoreError::Locked {
+                path: path.to_path_buf(),
+                holder: read_holder(path),
+            });
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// Checks sled's files in `path` before sled opens them ([`log_check`]).
+fn check_log(path: &Path, acknowledged: Option<u64>) -> Result<Verdict, StoreError> {
+    let io = |what: &str, e: std::io::Error| StoreError::Io {
+        path: path.to_path_buf(),
+        detail: format!("cannot read {what}: {e}"),
+    };
+    let db = match Mapped::open(&path.join("db")) {
+        Ok(db) => db,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(match acknowledged {
+                Some(n) if n > 0 => Verdict::Damaged(format!(
+                    "its log file db is missing ({n} writes were acknowledged)"
+                )),
+                _ => Verdict::Clean,
+            })
+        }
+        Err(e) => return Err(io("db", e)),
+    };
+    let segment_size = match std::fs::read(path.join("conf")) {
+        Ok(conf) => log_check::segment_size_from_conf(&conf),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(io("conf", e)),
+    };
+    let Some(segment_size) = segment_size else {
+        if db.bytes().iter().all(|&b| b == 0) {
+            return Ok(Verdict::Clean);
+        }
+        return Ok(Verdict::Damaged(
+            "sled's settings file conf is missing or damaged".into(),
+        ));
+    };
+    let names: Vec<String> = std::fs::read_dir(path)
+        .map_err(|e| io("the directory", e))?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let replay_from = log_check::replay_from(names.iter().map(String::as_str), segment_size);
+    let blobs = path.join("blobs");
+    let blob = |id: i64| blob_state(&blobs.join(id.to_string()));
+    let scan = log_check::scan(db.bytes(), segment_size, &blob);
+    Ok(log_check::judge(
+        &scan,
+        replay_from,
+        segment_size,
+        acknowledged,
+    ))
+}
+
+/// A file mapped read-only (sled's log: read once, without copying it).
+struct Mapped {
+    ptr: *mut libc::c_void,
+    len: usize,
+}
+
+impl Mapped {
+    fn open(path: &Path) -> std::io::Result<Mapped> {
+        use std::os::fd::AsRawFd;
+        let file = std::fs::File::open(path)?;
+        let len = usize::try_from(file.metadata()?.len())
+            .map_err(|_| std::io::Error::other("the file is too large"))?;
+        if len == 0 {
+            return Ok(Mapped {
+                ptr: std::ptr::null_mut(),
+                len: 0,
+            });
+        }
+        // SAFETY: a fresh read-only private mapping of a file this function opened; the caller
+        // holds sled's lock on it, so no cooperating process changes its length meanwhile.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Mapped { ptr, len })
+    }
+
+    fn bytes(&self) -> &[u8] {
+        if self.len == 0 {
+            return &[];
+        }
+        // SAFETY: `ptr` maps `len` readable bytes until `self` is dropped.
+        unsafe { std::slice::from_raw_parts(self.ptr as *const u8, self.len) }
+    }
+}
+
+impl Drop for Mapped {
+    fn drop(&mut self) {
+        if self.len != 0 {
+            // SAFETY: unmaps exactly what `open` mapped; no slice of it outlives `self`.
+            unsafe { libc::munmap(self.ptr, self.len) };
+        }
+    }
+}
+
+/// What a blob file holds (`sled::pagecache::blob_io::read_blob`: CRC-32, kind, data).
+fn blob_state(path: &Path) -> log_check::Blob {
+    match std::fs::read(path) {
+        Ok(b) if b.len() >= 5 && crc32fast::hash(&b[4..]).to_le_bytes() == b[..4] => {
+            log_check::Blob::Intact
+        }
+        Ok(_) => log_check::Blob::Damaged,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => log_check::Blob::Missing,
+        Err(_) => log_check::Blob::Damaged,
+    }
+}
+
+/// Lets sled recover a copy of the store in a temporary directory and reads all of it there:
+/// the store itself is not touched unless the copy shows nothing acknowledged is lost.
+fn verify_on_copy(path: &Path, acknowledged: Option<u64>) -> Result<(), String> {
+    let tmp = tempfile::Builder::new()
+        .prefix("key4c-verify-")
+        .tempdir()
+        .map_err(|e| format!("cannot make a temporary copy: {e}"))?;
+    copy_dir(path, tmp.path()).map_err(|e| format!("cannot make a temporary copy: {e}"))?;
+    let seen = catch_unwind(AssertUnwindSafe(|| -> Result<Option<u64>, String> {
+        let db = sled::Config::new()
+            .path(tmp.path())
+            .flush_every_ms(None)
+            .mode(sled::Mode::LowSpace)
+            .open()
+            .map_err(|e| e.to_string())?;
+        for name in [&b""[..], TREE_OBJECTS, TREE_AUDIT] {
+            let tree = if name.is_empty() {
+                (*db).clone()
+            } else {
+                db.open_tree(name).map_err(|e| e.to_string())?
+            };
+            for entry in tree.iter() {
+                entry.map_err(|e| e.to_string())?;
+            }
+        }
+        let seq = db.get(KEY_COMMIT).map_err(|e| e.to_string())?;
+        Ok(seq.and_then(|v| commit::decode_record(&v)))
+    }));
+    match seen {
+        Err(_) => Err("sled's recovery of a copy failed".into()),
+        Ok(Err(e)) => Err(format!("sled's recovery of a copy fails: {e}")),
+        Ok(Ok(seq)) => match (acknowledged, seq) {
+            (Some(acked), seq) if seq.unwrap_or(0) < acked => Err(format!(
+                "{} missing: the log is damaged (sled recovers it up to write #{}, the store acknowledged #{acked})",
+                log_check::acknowledged_writes(acked - seq.unwrap_or(0)),
+                seq.unwrap_or(0)
+            )),
+            _ => Ok(()),
+        },
+    }
+}
+
+/// Copies sled's files (not the holder or commit files) from `from` to `to`.
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let target = to.join(&name);
+        if entry.file_type()?.is_dir() {
+            std::fs::create_dir_all(&target)?;
+            copy_dir(&entry.path(), &target)?;
+        } else if name != HOLDER_FILE && !name.to_string_lossy().starts_with(COMMIT_FILE) {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
 }
 
 fn write_holder(path: &Path) {

@@ -155,6 +155,16 @@ impl Token {
         if state.login == LoginState::Public {
             return Err(Error::UserNotLoggedIn);
         }
+        if state.login == LoginState::User {
+            // PKCS#11 3.0 section 5.6 C_Logout: the application's private session objects
+            // are destroyed, and its handles to private objects become invalid, even after
+            // the User logs in again. (Closing the last session logs out implicitly and
+            // keeps token-object handles, as applications that cache them expect.)
+            self.objects
+                .remove_where(|o| o.owner.is_some() && o.is_private());
+            self.objects
+                .rehandle_where(|o| o.store_id.is_some() && o.is_private());
+        }
         self.set_login(&mut state, LoginState::Public, None);
         Ok(())
     }

@@ -129,7 +129,6 @@ impl Token {
     }
 
     fn set_login(&self, state: &mut TokenState, login: LoginState, master_key: Option<MasterKey>) {
-        let user_left = state.login == LoginState::User && login != LoginState::User;
         state.login = login;
         self.login.store(login as u8, Ordering::Release);
         match (login, master_key) {
@@ -143,15 +142,6 @@ impl Token {
                 // Decrypted key material lives only while the User is logged in.
                 for object in self.objects.all() {
                     object.secret.forget();
-                }
-                if user_left {
-                    // PKCS#11 3.0 section 5.6 C_Logout: the application's private session
-                    // objects are destroyed, and handles to private objects become invalid,
-                    // even after the User logs in again.
-                    self.objects
-                        .remove_where(|o| o.owner.is_some() && o.is_private());
-                    self.objects
-                        .rehandle_where(|o| o.store_id.is_some() && o.is_private());
                 }
             }
         }

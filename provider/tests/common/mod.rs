@@ -69,7 +69,12 @@ unsafe impl Send for Lib {}
 impl Lib {
     /// Loads the module and fetches its 3.0 interface.
     pub fn load() -> Lib {
-        let lib = unsafe { libloading::Library::new(module_path()) }.expect("dlopen the module");
+        Lib::load_from(&module_path())
+    }
+
+    /// Loads the module at `path` (another build of it).
+    pub fn load_from(path: &Path) -> Lib {
+        let lib = unsafe { libloading::Library::new(path) }.expect("dlopen the module");
         let get: libloading::Symbol<
             unsafe extern "C" fn(
                 CK_UTF8CHAR_PTR,
