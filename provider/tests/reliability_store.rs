@@ -313,6 +313,30 @@ impl Tally {
 /// other than CKR_OK / CKR_DEVICE_ERROR, a refusal without a log line, a changed value, an
 /// object silently missing (sled's recovery stops at the first bad checksum and drops every
 /// later write: key4c's pre-open check must refuse that), or a refused store that changed.
+/// Builds the reference store in two healthy states: as the last process left it (A), and
+/// after one more open and close (B: sled has rewritten its snapshot index); damage behaves
+/// differently in each. Returns (A, B, a scratch path for damaged copies, a tally that knows
+/// the reference token's serial).
+fn reference_stores(name: &str) -> (PathBuf, PathBuf, PathBuf, Tally) {
+    build_reference_store();
+    let state_b = store_dir();
+    let state_a = state_b.parent().unwrap().join("state-a");
+    copy_store(&state_b, &state_a);
+    let work = state_b.parent().unwrap().join("damaged");
+    let reference = open_in_child(name, &state_b).expect("open the reference store");
+    assert_eq!(
+        reference.objects.len(),
+        objects().len(),
+        "{}",
+        reference.stdout
+    );
+    let tally = Tally {
+        serial: reference.token.expect("token info").0,
+        ..Tally::default()
+    };
+    (state_a, state_b, work, tally)
+}
+
 #[test]
 fn bit_flips_in_the_store() {
     const NAME: &str = "bit_flips_in_the_store";
@@ -320,24 +344,8 @@ fn bit_flips_in_the_store() {
         return open_and_report();
     }
     isolated_reporting(NAME, "", || {
-        build_reference_store();
-        // Two states of a healthy store: as the last process left it (A), and after one more
-        // open and close (B: sled has rewritten its snapshot index). Damage behaves
-        // differently in each.
-        let state_b = store_dir();
-        let state_a = state_b.parent().unwrap().join("state-a");
-        copy_store(&state_b, &state_a);
-        let work = state_b.parent().unwrap().join("damaged");
+        let (state_a, state_b, work, mut tally) = reference_stores(NAME);
         let mut rng = Rng::new(test_seed(NAME));
-        let mut tally = Tally::default();
-        let reference = open_in_child(NAME, &state_b).expect("open the reference store");
-        assert_eq!(
-            reference.objects.len(),
-            objects().len(),
-            "{}",
-            reference.stdout
-        );
-        tally.serial = reference.token.expect("token info").0;
         let flips = scaled(48);
         let start = Instant::now();
         for i in 0..flips {
@@ -764,21 +772,8 @@ fn two_bit_flips_in_the_store() {
         return open_and_report();
     }
     isolated_reporting(NAME, "", || {
-        build_reference_store();
-        let state_b = store_dir();
-        let state_a = state_b.parent().unwrap().join("state-a");
-        copy_store(&state_b, &state_a);
-        let work = state_b.parent().unwrap().join("damaged");
+        let (state_a, state_b, work, mut tally) = reference_stores(NAME);
         let mut rng = Rng::new(test_seed(NAME));
-        let mut tally = Tally::default();
-        let reference = open_in_child(NAME, &state_b).expect("open the reference store");
-        assert_eq!(
-            reference.objects.len(),
-            objects().len(),
-            "{}",
-            reference.stdout
-        );
-        tally.serial = reference.token.expect("token info").0;
         let n = scaled(24);
         let start = Instant::now();
         for i in 0..n {
