@@ -357,7 +357,7 @@ fn store_records() {
     let object = ObjectRecord {
         class: CKO_PRIVATE_KEY as u64,
         key_type: Some(CKK_EC as u64),
-        attrs: vec![
+        attrs: [
             (CKA_LABEL as u64, Value::Bytes(b"key".to_vec())),
             (CKA_SIGN as u64, Value::Bool(true)),
             (
@@ -368,7 +368,9 @@ fn store_records() {
                 CKA_KEY_GEN_MECHANISM as u64,
                 Value::Ulong(CKM_EC_KEY_PAIR_GEN as u64),
             ),
-        ],
+        ]
+        .into_iter()
+        .collect(),
         sealed: pin.wrapped_master_key.as_ref().map(|w| w.sealed.clone()),
     };
     let with = |tag: u8, bytes: Vec<u8>| [vec![tag], bytes].concat();

@@ -189,7 +189,11 @@ pub fn reset() {
 /// would let a stale instance write into the next input's store.
 pub fn wait_released(dir: &Path) {
     use std::os::unix::io::AsRawFd;
-    let Ok(file) = std::fs::OpenOptions::new().read(true).write(true).open(dir.join("db")) else {
+    let Ok(file) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(dir.join("db"))
+    else {
         return;
     };
     let start = std::time::Instant::now();
@@ -201,7 +205,10 @@ pub fn wait_released(dir: &Path) {
         }
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
-    panic!("the store in {} is still held 10 s after it was let go", dir.display());
+    panic!(
+        "the store in {} is still held 10 s after it was let go",
+        dir.display()
+    );
 }
 
 fn copy_dir(from: &Path, to: &Path) {

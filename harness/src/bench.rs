@@ -411,10 +411,12 @@ fn bench_module(spec: &ModuleSpec, s: &Settings) -> ModuleReport {
         report.status = fail(e);
         return report;
     }
-    // Cold starts come before the search cases fill the token with objects, which some
-    // modules (SoftHSM2) load at C_Initialize.
+    // Cold starts on the token as the key cases left it, and again once the search cases
+    // have filled it with objects (which modules load at C_Initialize).
     if s.cold_starts > 0 {
-        report.results.extend(cold_starts(&module, s, cold_key));
+        report
+            .results
+            .extend(cold_starts(&module, s, cold_key, None));
     }
     let searched = module.reinitialize().and_then(|()| {
         let session = module.user_session()?;
@@ -423,8 +425,15 @@ fn bench_module(spec: &ModuleSpec, s: &Settings) -> ModuleReport {
         drop(session);
         module.finalize()
     });
-    if let Err(e) = searched {
-        report.status = fail(e);
+    match searched {
+        Err(e) => report.status = fail(e),
+        Ok(()) if s.cold_starts > 0 && module.owns_store() => {
+            let filled = s.find_sizes.last().copied();
+            report
+                .results
+                .extend(cold_starts(&module, s, cold_key, filled));
+        }
+        Ok(()) => {}
     }
     report
 }
@@ -807,9 +816,16 @@ pub fn cold_start_child(a: &ColdStartArgs) -> Result<()> {
     Ok(())
 }
 
-fn cold_starts(m: &Module, s: &Settings, key: Option<SigCase>) -> Vec<CaseResult> {
-    let to_login = "cold start: process start to C_Login";
-    let to_sig = "cold start: process start to first signature";
+/// The cold start cases; `objects` names how many objects the search cases left on the token.
+fn cold_starts(
+    m: &Module,
+    s: &Settings,
+    key: Option<SigCase>,
+    objects: Option<usize>,
+) -> Vec<CaseResult> {
+    let with = objects.map_or(String::new(), |n| format!(", {n} objects"));
+    let to_login = &format!("cold start{with}: process start to C_Login");
+    let to_sig = &format!("cold start{with}: process start to first signature");
     let mut runs: Vec<Value> = Vec::new();
     let mut error = None;
     for _ in 0..s.cold_starts {

@@ -68,10 +68,17 @@ cryptoki_fn! {
             return Err(Error::ArgumentsBad);
         }
         let _lifecycle = LIFECYCLE.lock();
-        token()?;
+        let token = token()?;
         // Calls still running in other threads hold their own reference; the store closes
         // when the last of them returns.
         MODULE.store(None);
+        if Arc::strong_count(&token) == 1 {
+            // The last reference: the store closes here, and the next process may open it as
+            // soon as this returns.
+            let path = token.store_path().to_path_buf();
+            drop(token);
+            crate::store::wait_released(&path);
+        }
         Ok(())
     }
 }

@@ -60,6 +60,7 @@ pub struct Sealed {
     /// The 96-bit GCM nonce, random per seal.
     pub nonce: [u8; NONCE_LEN],
     /// Ciphertext followed by the 16-byte tag.
+    #[serde(with = "serde_bytes")]
     pub ciphertext: Vec<u8>,
 }
 

@@ -386,18 +386,88 @@ impl Store {
         self.db.generate_id().map_err(|e| self.io(e.to_string()))
     }
 
-    /// Every object record, decoded.
-    pub fn objects<T: serde::de::DeserializeOwned>(&self) -> Result<Vec<(u64, T)>, StoreError> {
-        let mut out = Vec::new();
-        for entry in self.objects.iter() {
-            let (key, bytes) = entry.map_err(|e| self.sled_error(e))?;
-            let id = <[u8; 8]>::try_from(key.as_ref()).map_err(|_| StoreError::Corrupt {
-                path: self.path.clone(),
-                detail: "an object key is not 8 bytes".into(),
-            })?;
-            out.push((u64::from_be_bytes(id), self.decode(b"object", &bytes)?));
+    /// Decodes every object record and hands it to `f`. Returns how many. Loading the objects
+    /// is most of a cold start, so it runs as a pipeline: this thread reads the records out of
+    /// sled while a second one decodes them and runs `f` (on one core, or when no thread can
+    /// be started, this thread does both).
+    pub fn for_each_object<T, F>(&self, f: F) -> Result<usize, StoreError>
+    where
+        T: serde::de::DeserializeOwned,
+        F: Fn(u64, T) + Sync,
+    {
+        const BATCH: usize = 256;
+        let decode_all = |batch: Vec<(sled::IVec, sled::IVec)>| -> Result<usize, StoreError> {
+            for (key, bytes) in &batch {
+                let id = <[u8; 8]>::try_from(key.as_ref()).map_err(|_| StoreError::Corrupt {
+                    path: self.path.clone(),
+                    detail: "an object key is not 8 bytes".into(),
+                })?;
+                f(u64::from_be_bytes(id), self.decode(b"object", bytes)?);
+            }
+            Ok(batch.len())
+        };
+        let mut records = self.objects.iter();
+        let mut next_batch = || -> Result<Vec<_>, StoreError> {
+            let mut batch = Vec::with_capacity(BATCH);
+            for entry in records.by_ref().take(BATCH) {
+                batch.push(entry.map_err(|e| self.sled_error(e))?);
+            }
+            Ok(batch)
+        };
+        let in_this_thread = |mut batch: Vec<_>, next: &mut dyn FnMut() -> Result<Vec<_>, _>| {
+            let mut n = 0;
+            while !batch.is_empty() {
+                n += decode_all(batch)?;
+                batch = next()?;
+            }
+            Ok(n)
+        };
+        let first = next_batch()?;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if first.len() < BATCH || cores < 2 {
+            return in_this_thread(first, &mut next_batch);
         }
-        Ok(out)
+        let (send, receive) = std::sync::mpsc::sync_channel::<Vec<_>>(64);
+        let receive = Mutex::new(receive);
+        let receive = &receive;
+        std::thread::scope(|scope| {
+            // Takes batches until none is left; the reader joins in once it has read all.
+            let decode_batches = move || {
+                let mut n = 0;
+                while let Ok(batch) = receive.lock().recv() {
+                    n += decode_all(batch)?;
+                }
+                Ok::<_, StoreError>(n)
+            };
+            let decoder = std::thread::Builder::new()
+                .name("key4c-load".into())
+                .spawn_scoped(scope, decode_batches);
+            let Ok(decoder) = decoder else {
+                return in_this_thread(first, &mut next_batch);
+            };
+            let mut batch = first;
+            let read = loop {
+                if batch.is_empty() || send.send(batch).is_err() {
+                    // Sent all, or the decoder stopped at an error it reports below.
+                    break Ok(());
+                }
+                match next_batch() {
+                    Ok(b) => batch = b,
+                    Err(e) => break Err(e),
+                }
+            };
+            drop(send);
+            let here = if read.is_ok() {
+                decode_batches()
+            } else {
+                Ok(0)
+            };
+            let there = decoder
+                .join()
+                .map_err(|_| self.io("the thread loading the objects failed".into()))?;
+            read?;
+            Ok(here? + there?)
+        })
     }
 
     /// Writes one object record and makes it durable before returning.
@@ -527,6 +597,19 @@ fn open_sled(path: &Path) -> Result<sled::Db, StoreError> {
             path: path.to_path_buf(),
             detail: "the database could not be read".into(),
         }),
+    }
+}
+
+/// Waits until nothing of this process's last instance of the store in `path` holds it any
+/// more (sled's own threads can outlive the instance by a moment): after C_Finalize the next
+/// process opens the store at once. Bounded by [`OWN_LOCK_WAIT`]; says whether it was released.
+pub fn wait_released(path: &Path) -> bool {
+    match lock_log(path) {
+        Ok(_) => true,
+        Err(e) => {
+            log::warn!("after C_Finalize: {e}");
+            false
+        }
     }
 }
 

@@ -176,4 +176,46 @@ mod tests {
             Err(DecodeError::Corrupt(_))
         ));
     }
+
+    #[test]
+    fn object_record_bytes_are_the_first_format() {
+        use crate::crypto::master_key::Sealed;
+        use crate::token::attributes::Value;
+        use crate::token::object::ObjectRecord;
+        let rec = ObjectRecord {
+            class: 2,
+            key_type: Some(3),
+            attrs: [
+                (0x03, Value::Bytes(b"ab".to_vec())),
+                (0x01, Value::Bool(true)),
+                (0x210, Value::Ulongs(vec![0x1041])),
+            ]
+            .into_iter()
+            .collect(),
+            sealed: Some(Sealed {
+                nonce: [7; 12],
+                ciphertext: vec![9, 8],
+            }),
+        };
+        // Attributes as a count and (type, value) pairs in type order; byte strings as a length
+        // and the bytes: what stores written before the attributes became a map hold.
+        let mut expected = vec![1, 2, 1, 3, 3];
+        expected.extend([0x01, 0, 1]);
+        expected.extend([0x03, 2, 2, b'a', b'b']);
+        expected.extend([0x90, 0x04, 3, 1, 0xc1, 0x20]);
+        expected.extend([1]);
+        expected.extend([7; 12]);
+        expected.extend([2, 9, 8]);
+        let bytes = encode(&rec).unwrap();
+        assert_eq!(bytes, expected);
+        assert_eq!(decode::<ObjectRecord>(&bytes).unwrap(), rec);
+        // Pairs out of order (no writer made them, a damaged store could) still decode.
+        let mut unordered = vec![1, 2, 1, 3, 2];
+        unordered.extend([0x03, 2, 2, b'a', b'b']);
+        unordered.extend([0x01, 0, 1]);
+        unordered.push(0);
+        let back = decode::<ObjectRecord>(&unordered).unwrap();
+        assert_eq!(back.attrs.get(&0x01), Some(&Value::Bool(true)));
+        assert_eq!(back.attrs.get(&0x03), Some(&Value::Bytes(b"ab".to_vec())));
+    }
 }

@@ -14,8 +14,9 @@ pub enum Value {
     Bool(bool),
     /// CK_ULONG (class, key type, lengths, mechanism, ...).
     Ulong(u64),
-    /// Byte strings, dates, big integers, DER.
-    Bytes(Vec<u8>),
+    /// Byte strings, dates, big integers, DER. (As bytes, not as a sequence of u8: the same
+    /// encoding in the store, decoded by one copy instead of byte by byte.)
+    Bytes(#[serde(with = "serde_bytes")] Vec<u8>),
     /// CK_MECHANISM_TYPE array (CKA_ALLOWED_MECHANISMS).
     Ulongs(Vec<u64>),
 }

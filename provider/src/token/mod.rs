@@ -66,8 +66,10 @@ struct TokenState {
 impl Token {
     /// Opens the token's store as `config` says.
     pub fn open(config: Config) -> Result<Token> {
+        let started = std::time::Instant::now();
         let store =
             Store::open(&config.store_dir()).map_err(|e| Error::DeviceError(e.to_string()))?;
+        let opened = started.elapsed();
         let service = store
             .service()
             .map_err(|e| Error::DeviceError(e.to_string()))?;
@@ -92,7 +94,17 @@ impl Token {
         };
         token.present = token.binding_matches();
         token.load_objects()?;
+        log::debug!(
+            "token opened in {:?} (store {opened:?}, {} objects)",
+            started.elapsed(),
+            token.objects.len()
+        );
         Ok(token)
+    }
+
+    /// The directory of the token's store.
+    pub fn store_path(&self) -> &std::path::Path {
+        self.store.path()
     }
 
     /// Appends a security event to the audit log; it becomes durable with the state change

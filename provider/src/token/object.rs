@@ -137,11 +137,7 @@ impl Object {
         ObjectRecord {
             class: self.class as u64,
             key_type: self.key_type.map(|k| k as u64),
-            attrs: self
-                .attrs
-                .iter()
-                .map(|(t, v)| (*t as u64, v.clone()))
-                .collect(),
+            attrs: self.attrs.clone(),
             sealed: self.secret.sealed.clone(),
         }
     }
@@ -154,8 +150,11 @@ pub struct ObjectRecord {
     pub class: u64,
     /// CKA_KEY_TYPE.
     pub key_type: Option<u64>,
-    /// Every attribute except key material.
-    pub attrs: Vec<(u64, Value)>,
+    /// Every attribute except key material, by attribute type. Encoded as a sequence of
+    /// (type, value) pairs, as the first stores wrote them. CK_ATTRIBUTE_TYPE is `u64` on the
+    /// LP64 systems key4c builds for, so this is [`Attributes`] itself: loading a record
+    /// builds no second map.
+    pub attrs: Attributes,
     /// Key material sealed under the token master key.
     pub sealed: Option<Sealed>,
 }
@@ -174,7 +173,7 @@ const INDEXED: [CK_ATTRIBUTE_TYPE; 2] = [CKA_LABEL, CKA_ID];
 /// on CKA_LABEL and CKA_ID. Sharded maps: no lock is shared by all callers.
 #[derive(Default)]
 pub struct Objects {
-    map: DashMap<CK_OBJECT_HANDLE, Arc<Object>>,
+    pub(crate) map: DashMap<CK_OBJECT_HANDLE, Arc<Object>>,
     index: DashMap<(CK_ATTRIBUTE_TYPE, Vec<u8>), Vec<CK_OBJECT_HANDLE>>,
     next_handle: AtomicU64,
 }
@@ -183,6 +182,16 @@ impl Objects {
     /// A new handle, never reused in this process.
     pub fn new_handle(&self) -> CK_OBJECT_HANDLE {
         self.next_handle.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// How many objects there are.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
     }
 
     /// The object with this handle.

@@ -439,29 +439,23 @@ impl Token {
 
     /// Reads every token object at start (key material stays sealed until first use).
     pub(crate) fn load_objects(&self) -> Result<()> {
-        let records: Vec<(u64, ObjectRecord)> = self
-            .store
-            .objects()
+        self.store
+            .for_each_object(|id, record: ObjectRecord| {
+                let object = Object {
+                    handle: self.objects.new_handle(),
+                    store_id: Some(id),
+                    owner: None,
+                    class: record.class as CK_OBJECT_CLASS,
+                    key_type: record.key_type.map(|k| k as CK_KEY_TYPE),
+                    attrs: record.attrs,
+                    secret: Arc::new(SecretSlot {
+                        sealed: record.sealed,
+                        ..Default::default()
+                    }),
+                };
+                self.objects.insert(Arc::new(object));
+            })
             .map_err(|e| Error::DeviceError(e.to_string()))?;
-        for (id, record) in records {
-            let object = Object {
-                handle: self.objects.new_handle(),
-                store_id: Some(id),
-                owner: None,
-                class: record.class as CK_OBJECT_CLASS,
-                key_type: record.key_type.map(|k| k as CK_KEY_TYPE),
-                attrs: record
-                    .attrs
-                    .into_iter()
-                    .map(|(t, v)| (t as CK_ATTRIBUTE_TYPE, v))
-                    .collect(),
-                secret: Arc::new(SecretSlot {
-                    sealed: record.sealed,
-                    ..Default::default()
-                }),
-            };
-            self.objects.insert(Arc::new(object));
-        }
         Ok(())
     }
 
