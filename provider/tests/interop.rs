@@ -835,9 +835,6 @@ fn p11kit_server_serves_clients_one_after_another() {
 
 /// Two clients at the same time through one server, 200 signatures each.
 #[test]
-#[ignore = "known bug: p11-kit server runs one p11-kit-remote process per client, each \
-            loading the module, and a store opens in one process only: the second client's \
-            remote fails C_Initialize (CKR_DEVICE_ERROR, store in use). Run with --ignored."]
 fn p11kit_server_two_concurrent_clients() {
     p11kit_server_scenario(
         "p11kit_server_two_concurrent_clients",

@@ -25,7 +25,10 @@ cryptoki_fn! {
                 return Err(Error::CryptokiAlreadyInitialized);
             }
             // Inherited through fork(): the parent owns that store handle. Dropping it here
-            // would flush the parent's buffers from the child, so it is let go unclosed.
+            // would flush the parent's buffers from the child, so it is let go unclosed; only
+            // the inherited descriptors of its files are closed, or they would keep sled's
+            // lock for the parent's store alive in this process.
+            close_inherited_store_files(m.token.store_path());
             std::mem::forget(MODULE.swap(None));
             std::mem::forget(m);
         }
@@ -37,6 +40,30 @@ cryptoki_fn! {
         let token = Token::open(config)?;
         MODULE.store(Some(Arc::new(Module { generation, token: Arc::new(token) })));
         Ok(())
+    }
+}
+
+/// Closes this process's descriptors of files in `store` (the forgotten instance's, after
+/// fork()). Nothing uses them: that instance is never touched again.
+fn close_inherited_store_files(store: &std::path::Path) {
+    let Ok(store) = std::fs::canonicalize(store) else {
+        return;
+    };
+    let Ok(fds) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let inherited: Vec<i32> = fds
+        .flatten()
+        .filter_map(|e| {
+            let fd = e.file_name().to_str()?.parse::<i32>().ok()?;
+            let target = std::fs::read_link(e.path()).ok()?;
+            target.starts_with(&store).then_some(fd)
+        })
+        .collect();
+    for fd in inherited {
+        // SAFETY: the descriptor belongs to the store instance this child inherited and
+        // forgot; no other code in this process holds it.
+        unsafe { libc::close(fd) };
     }
 }
 

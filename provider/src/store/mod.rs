@@ -1,4 +1,5 @@
-//! Storage: one sled database per token, opened by one process at a time.
+//! Storage: one sled database per token, opened by one process at a time and handed between
+//! processes on request ([`lease`]).
 //!
 //! Layout (default tree): `format` → the store's format version, `service` → [`ServiceRecord`],
 //! `token` → [`TokenRecord`] (absent until the first C_InitToken), `commit` → the commit
@@ -14,11 +15,15 @@
 //! side file's.
 
 pub mod commit;
+mod lease;
 pub mod log_check;
 pub mod records;
 
+pub use lease::{Lease, Store};
+
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use parking_lot::Mutex;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
@@ -45,8 +50,8 @@ const OWN_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Why the store cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
-    /// Another process (or another open in this one) holds the store.
-    #[error("the store {path} is in use by {holder}; only one process can open a store at a time: stop that process first (README, \"One token, several processes\")")]
+    /// Another process (or another open in this one) holds the store and did not hand it over.
+    #[error("the store {path} is in use by {holder}, which did not hand it over: stop that process first (README, \"One token, several processes\")")]
     Locked {
         /// Store directory.
         path: PathBuf,
@@ -84,8 +89,12 @@ type Trees = (TransactionalTree, TransactionalTree, TransactionalTree);
 /// What a durable write's body may fail with inside the transaction.
 type TxError = ConflictableTransactionError<()>;
 
-/// An open token store.
-pub struct Store {
+/// The process in which sled first ran (0 before): a forked child inherits it.
+static SLED_STARTED_IN: AtomicU32 = AtomicU32::new(0);
+
+/// The store as this process has it open: sled, its trees and the commit counter. Used through
+/// [`Store`], which opens it when needed and lets go of it when another process asks.
+pub struct OpenStore {
     path: PathBuf,
     db: sled::Db,
     objects: sled::Tree,
@@ -97,13 +106,25 @@ pub struct Store {
     side: Mutex<SideFile>,
 }
 
-impl Store {
+impl OpenStore {
     /// Opens (creating if absent) the store in `path`.
-    pub fn open(path: &Path) -> Result<Store, StoreError> {
+    pub fn open(path: &Path) -> Result<OpenStore, StoreError> {
         let io = |detail: String| StoreError::Io {
             path: path.to_path_buf(),
             detail,
         };
+        // sled's thread pool does not survive fork(): in a child of a process that used it,
+        // sled waits forever for threads the child does not have.
+        let me = std::process::id();
+        match SLED_STARTED_IN.compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => {}
+            Err(pid) if pid == me => {}
+            Err(pid) => {
+                return Err(io(format!(
+                    "this process was forked from process {pid}, which had opened a store: sled cannot run in a forked child; initialise the module in a new program (exec) instead"
+                )))
+            }
+        }
         let corrupt = |detail: String| StoreError::Corrupt {
             path: path.to_path_buf(),
             detail,
@@ -183,7 +204,7 @@ impl Store {
             (None, None) => SideFile::create(path, 0)
                 .map_err(|e| io(format!("cannot create {COMMIT_FILE}: {e}")))?,
         };
-        let store = Store {
+        let store = OpenStore {
             path: path.to_path_buf(),
             db,
             objects,
@@ -203,6 +224,11 @@ impl Store {
     /// The store directory.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The commit number of the last write.
+    pub fn seq(&self) -> u64 {
+        *self.seq.lock()
     }
 
     fn check_or_create_format(&self, is_new: bool) -> Result<(), StoreError> {
@@ -606,6 +632,8 @@ fn open_sled(path: &Path) -> Result<sled::Db, StoreError> {
 pub fn wait_released(path: &Path) -> bool {
     match lock_log(path) {
         Ok(_) => true,
+        // Handed over: another process has it now.
+        Err(StoreError::Locked { .. }) if !held_by_us(path) => true,
         Err(e) => {
             log::warn!("after C_Finalize: {e}");
             false
@@ -816,10 +844,15 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
         let entry = entry?;
         let name = entry.file_name();
         let target = to.join(&name);
-        if entry.file_type()?.is_dir() {
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
             std::fs::create_dir_all(&target)?;
             copy_dir(&entry.path(), &target)?;
-        } else if name != HOLDER_FILE && !name.to_string_lossy().starts_with(COMMIT_FILE) {
+        } else if kind.is_file()
+            && name != HOLDER_FILE
+            && !name.to_string_lossy().starts_with(COMMIT_FILE)
+        {
+            // Regular files only: the processes' sockets (lease.rs) are no part of the data.
             std::fs::copy(entry.path(), target)?;
         }
     }
@@ -834,6 +867,16 @@ fn write_holder(path: &Path) {
     if let Err(e) = std::fs::write(path.join(HOLDER_FILE), text) {
         log::debug!("cannot write the holder file in {}: {e}", path.display());
     }
+}
+
+/// The process ID the holder file names.
+fn read_holder_pid(path: &Path) -> Option<u32> {
+    let text = std::fs::read_to_string(path.join(HOLDER_FILE)).ok()?;
+    text.strip_prefix("pid ")?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 fn read_holder(path: &Path) -> String {

@@ -41,6 +41,7 @@ impl Token {
     /// wipes every object and the User PIN.
     pub fn init_token(&self, slot: CK_SLOT_ID, so_pin: &[u8], label: &[u8; 32]) -> Result<()> {
         self.check_token(slot)?;
+        let _lease = self.lease()?;
         let mut state = self.state.lock();
         if !self.sessions.is_empty() {
             return Err(Error::SessionExists);
@@ -105,6 +106,7 @@ impl Token {
         user_type: CK_USER_TYPE,
         pin: &[u8],
     ) -> Result<()> {
+        let _lease = self.lease()?;
         let mut state = self.state.lock();
         self.session(handle)?;
         let role = match UserType::from_ck(user_type)? {
@@ -171,6 +173,7 @@ impl Token {
 
     /// C_InitPIN: the SO sets, resets or unlocks the User PIN.
     pub fn init_pin(&self, handle: CK_SESSION_HANDLE, pin: &[u8]) -> Result<()> {
+        let _lease = self.lease()?;
         let mut state = self.state.lock();
         let session = self.session(handle)?;
         if state.login != LoginState::So {
@@ -201,6 +204,7 @@ impl Token {
     /// C_SetPIN: the SO changes the SO PIN in an SO R/W session; the User PIN only with the
     /// `allow_user_set_pin` switch, otherwise `CKR_USER_NOT_LOGGED_IN`.
     pub fn set_pin(&self, handle: CK_SESSION_HANDLE, old_pin: &[u8], new_pin: &[u8]) -> Result<()> {
+        let _lease = self.lease()?;
         let mut state = self.state.lock();
         let session = self.session(handle)?;
         if !session.read_write {

@@ -29,7 +29,7 @@ use pkcs11_sys::*;
 use crate::config::Config;
 use crate::crypto::master_key::MasterKey;
 use crate::store::records::{AuditRecord, ServiceRecord, TokenRecord};
-use crate::store::Store;
+use crate::store::{Lease, Store};
 pub use error::{Error, Result};
 use session::{LoginState, Session};
 
@@ -53,6 +53,8 @@ pub struct Token {
     sessions: DashMap<CK_SESSION_HANDLE, Arc<Session>>,
     next_handle: AtomicU64,
     objects: object::Objects,
+    /// One reload at a time.
+    reloading: Mutex<()>,
 }
 
 /// What changes under the state lock: the persisted token record (a cache of the store's
@@ -91,6 +93,7 @@ impl Token {
             sessions: DashMap::new(),
             next_handle: AtomicU64::new(1),
             objects: Default::default(),
+            reloading: Mutex::new(()),
         };
         token.present = token.binding_matches();
         token.load_objects()?;
@@ -100,6 +103,50 @@ impl Token {
             token.objects.len()
         );
         Ok(token)
+    }
+
+    /// Keeps the store in this process for an operation that decides on what is stored (PIN
+    /// counters, the token record, objects) and writes: when other processes wrote since this
+    /// one last looked, reloads first.
+    pub(crate) fn lease(&self) -> Result<Lease<'_>> {
+        let lease = self.store.lease().map_err(store_error)?;
+        if self.store.is_stale() {
+            self.reload()?;
+        }
+        Ok(lease)
+    }
+
+    /// Where what other processes wrote must show (C_GetTokenInfo, C_FindObjectsInit, the
+    /// service page): reloads when they wrote since. Nothing to do while this process holds
+    /// the store, as it does when it is the only one using it.
+    pub(crate) fn sync(&self) -> Result<()> {
+        if self.store.moved() {
+            drop(self.lease()?);
+        }
+        Ok(())
+    }
+
+    /// Reads the token record, the service record and the objects again (under a lease).
+    fn reload(&self) -> Result<()> {
+        let _one = self.reloading.lock();
+        if !self.store.is_stale() {
+            return Ok(());
+        }
+        let seq = self.store.seq().map_err(store_error)?;
+        let service = self.store.service().map_err(store_error)?;
+        let record = self.store.token().map_err(store_error)?;
+        {
+            let mut state = self.state.lock();
+            *self.service.lock() = service;
+            state.record = record;
+        }
+        self.reload_objects()?;
+        self.store.mark_synced(seq);
+        log::debug!(
+            "store {}: reloaded at write #{seq} (other processes wrote to it)",
+            self.store.path().display()
+        );
+        Ok(())
     }
 
     /// The directory of the token's store.
@@ -226,6 +273,7 @@ impl Token {
     /// CK_TOKEN_INFO, including the six PIN-state flags.
     pub fn token_info(&self, slot: CK_SLOT_ID) -> Result<CK_TOKEN_INFO> {
         self.check_token(slot)?;
+        self.sync()?;
         let state = self.state.lock();
         let limit = self.config.pin_retry_limit;
         let mut flags = CKF_RNG | CKF_LOGIN_REQUIRED | CKF_CLOCK_ON_TOKEN;
@@ -395,4 +443,8 @@ pub(crate) fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
+}
+
+fn store_error(e: crate::store::StoreError) -> Error {
+    Error::DeviceError(e.to_string())
 }

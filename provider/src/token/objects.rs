@@ -2,6 +2,7 @@
 //! C_DestroyObject, C_GetObjectSize, C_GetAttributeValue, C_SetAttributeValue and the find
 //! functions; who may do what is spec section 4.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use pkcs11_sys::*;
@@ -410,6 +411,11 @@ impl Token {
             .iter()
             .filter_map(|o| o.store_id.map(|id| (id, o.record())))
             .collect();
+        // Kept until the objects are in the table: a reload meanwhile would add them twice.
+        let _lease = match records.is_empty() {
+            true => None,
+            false => Some(self.lease()?),
+        };
         if !records.is_empty() {
             self.store
                 .put_objects_durable(&records)
@@ -441,21 +447,47 @@ impl Token {
     pub(crate) fn load_objects(&self) -> Result<()> {
         self.store
             .for_each_object(|id, record: ObjectRecord| {
-                let object = Object {
-                    handle: self.objects.new_handle(),
-                    store_id: Some(id),
-                    owner: None,
-                    class: record.class as CK_OBJECT_CLASS,
-                    key_type: record.key_type.map(|k| k as CK_KEY_TYPE),
-                    attrs: record.attrs,
-                    secret: Arc::new(SecretSlot {
-                        sealed: record.sealed,
-                        ..Default::default()
-                    }),
-                };
-                self.objects.insert(Arc::new(object));
+                let handle = self.objects.new_handle();
+                self.objects
+                    .insert(Arc::new(stored_object(handle, id, record, None)));
             })
             .map_err(|e| Error::DeviceError(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Brings the token objects in line with the store after other processes wrote to it:
+    /// unchanged objects stay as they are, changed ones keep their handles, new ones get
+    /// handles, removed ones go.
+    pub(crate) fn reload_objects(&self) -> Result<()> {
+        let mut known: HashMap<u64, Arc<Object>> = self
+            .objects
+            .all()
+            .into_iter()
+            .filter_map(|o| o.store_id.map(|id| (id, o)))
+            .collect();
+        let stored = parking_lot::Mutex::new(Vec::new());
+        self.store
+            .for_each_object(|id, record: ObjectRecord| stored.lock().push((id, record)))
+            .map_err(|e| Error::DeviceError(e.to_string()))?;
+        for (id, record) in stored.into_inner() {
+            match known.remove(&id) {
+                Some(old) if old.record() == record => {}
+                Some(old) => {
+                    // Unsealed key material stays valid while the sealed copy is the same.
+                    let slot = (old.secret.sealed == record.sealed).then(|| old.secret.clone());
+                    self.objects
+                        .replace(Arc::new(stored_object(old.handle, id, record, slot)));
+                }
+                None => {
+                    let handle = self.objects.new_handle();
+                    self.objects
+                        .insert(Arc::new(stored_object(handle, id, record, None)));
+                }
+            }
+        }
+        for gone in known.into_values() {
+            self.objects.remove(gone.handle);
+        }
         Ok(())
     }
 
@@ -507,6 +539,7 @@ impl Token {
         object: CK_OBJECT_HANDLE,
     ) -> Result<()> {
         let session = self.session(handle)?;
+        self.sync()?;
         let object = self.object(object)?;
         self.check_may_write(&session, object.class, object.store_id.is_some(), false)?;
         if !object
@@ -589,6 +622,7 @@ impl Token {
         raw: &[(CK_ATTRIBUTE_TYPE, &[u8])],
     ) -> Result<()> {
         let session = self.session(handle)?;
+        self.sync()?;
         let object = self.object(object)?;
         self.check_may_write(&session, object.class, object.store_id.is_some(), false)?;
         if !object.flag(CKA_MODIFIABLE) {
@@ -683,6 +717,7 @@ impl Token {
         raw: &[(CK_ATTRIBUTE_TYPE, &[u8])],
     ) -> Result<()> {
         let session = self.session(handle)?;
+        self.sync()?;
         let mut ops = session.ops.lock();
         if ops.find.is_some() {
             return Err(Error::OperationActive);
@@ -780,4 +815,27 @@ fn key_subject(object: &Object) -> String {
         "{class} {:?} id {id}",
         String::from_utf8_lossy(object.bytes(CKA_LABEL))
     )
+}
+
+/// A token object as its store record describes it.
+fn stored_object(
+    handle: CK_OBJECT_HANDLE,
+    id: u64,
+    record: ObjectRecord,
+    secret: Option<Arc<SecretSlot>>,
+) -> Object {
+    Object {
+        handle,
+        store_id: Some(id),
+        owner: None,
+        class: record.class as CK_OBJECT_CLASS,
+        key_type: record.key_type.map(|k| k as CK_KEY_TYPE),
+        attrs: record.attrs,
+        secret: secret.unwrap_or_else(|| {
+            Arc::new(SecretSlot {
+                sealed: record.sealed,
+                ..Default::default()
+            })
+        }),
+    }
 }

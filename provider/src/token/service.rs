@@ -127,6 +127,9 @@ pub fn check_email(email: &str) -> Result<()> {
 impl Token {
     /// The service page.
     pub fn service_info(&self) -> ServiceInfo {
+        if let Err(e) = self.sync() {
+            log::warn!("service page: {e}");
+        }
         let state = self.state.lock();
         let limit = self.config.pin_retry_limit;
         let record = state.record.as_ref();
@@ -146,6 +149,7 @@ impl Token {
 
     /// Issues the service's API key: only its SHA-256 is kept.
     pub fn set_api_key(&self, api_key: &str) -> Result<()> {
+        let _lease = self.lease()?;
         let mut service = self.service.lock();
         let mut updated = service.clone();
         updated.api_key_sha256 = Some(api_key_digest(api_key));
@@ -188,6 +192,7 @@ impl Token {
     /// Files a request to the vendor to unlock the locked SO PIN.
     pub fn request_so_unlock(&self, email: &str) -> Result<UnlockRequest> {
         check_email(email)?;
+        let _lease = self.lease()?;
         let mut state = self.state.lock();
         let mut record = state.record.clone().ok_or(Error::TokenNotRecognized)?;
         if !record.so.locked {
@@ -209,6 +214,7 @@ impl Token {
     /// resets the SO counter (the SO PIN itself is unchanged); rejection leaves it locked.
     pub fn decide_so_unlock(&self, decision: Decision, signature: &[u8]) -> Result<UnlockRequest> {
         let vendor = self.vendor_key()?;
+        let _lease = self.lease()?;
         let mut state = self.state.lock();
         let mut record = state.record.clone().ok_or(Error::TokenNotRecognized)?;
         let request = record
