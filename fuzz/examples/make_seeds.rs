@@ -418,7 +418,7 @@ fn store_open() {
         .extend_from_slice(&[1, 0, 0, 0, 0]);
     w.u8(0).u8(0).bytes(b"format").u8(0);
     save("store_open", "replace-object-remove-format", &w.data);
-    // Byte-level damage (mode 1, with KEY4C_FUZZ_STRICT_STORE=1): one bit of the log.
+    // Byte-level damage (mode 1): one bit of the log.
     let mut w = Writer::default();
     w.u8(1).u8(0).u8(1).u8(0).u16(2074).u8(0).u8(0);
     save("store_open", "flip-a-log-bit", &w.data);

@@ -700,6 +700,13 @@ fn check_log(path: &Path, acknowledged: Option<u64>) -> Result<Verdict, StoreErr
         }
         Err(e) => return Err(io("db", e)),
     };
+    // The side file is created before the first commit record is written: a log with one and
+    // no side file lost its side file, and sled must not run on it.
+    if acknowledged.is_none() && commit::find_records(db.bytes()).next().is_some() {
+        return Ok(Verdict::Damaged(format!(
+            "its commit file {COMMIT_FILE} is missing: acknowledged writes cannot be checked"
+        )));
+    }
     let segment_size = match std::fs::read(path.join("conf")) {
         Ok(conf) => log_check::segment_size_from_conf(&conf),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
