@@ -243,12 +243,9 @@ pub fn scan(db: &[u8], segment_size: usize, blob: &(dyn Fn(i64) -> Blob + Sync))
     out.segments.sort_unstable();
     // Segments are walked independently: on two cores a 40 MB log is checked in half the
     // time (this walk is on the path of every C_Initialize).
-    // Asked once: the answer reads cgroup files.
-    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    let threads =
-        *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(4)));
-    // A thread is worth it for a few MB of log, not for a few segments.
-    let at_least = (2 << 20) / segment_size;
+    let threads = super::cores().min(4);
+    // A thread pays off for a log of tens of MB, not for a few segments.
+    let at_least = (8 << 20) / segment_size;
     let per_thread = out.segments.len().div_ceil(threads).max(at_least).max(1);
     let walk = |segments: &[(i64, u64, i64)]| {
         let mut part = Scan::default();

@@ -89,6 +89,12 @@ type Trees = (TransactionalTree, TransactionalTree, TransactionalTree);
 /// What a durable write's body may fail with inside the transaction.
 type TxError = ConflictableTransactionError<()>;
 
+/// How many cores this process may use (asked once: the answer reads cgroup files).
+pub(crate) fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 /// The process in which sled first ran (0 before): a forked child inherits it.
 static SLED_STARTED_IN: AtomicU32 = AtomicU32::new(0);
 
@@ -449,8 +455,7 @@ impl OpenStore {
             Ok(n)
         };
         let first = next_batch()?;
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        if first.len() < BATCH || cores < 2 {
+        if first.len() < BATCH || cores() < 2 {
             return in_this_thread(first, &mut next_batch);
         }
         let (send, receive) = std::sync::mpsc::sync_channel::<Vec<_>>(64);
@@ -460,10 +465,13 @@ impl OpenStore {
             // Takes batches until none is left; the reader joins in once it has read all.
             let decode_batches = move || {
                 let mut n = 0;
-                while let Ok(batch) = receive.lock().recv() {
+                loop {
+                    // The lock only while taking a batch, not while decoding it.
+                    let Ok(batch) = receive.lock().recv() else {
+                        return Ok::<_, StoreError>(n);
+                    };
                     n += decode_all(batch)?;
                 }
-                Ok::<_, StoreError>(n)
             };
             let decoder = std::thread::Builder::new()
                 .name("key4c-load".into())

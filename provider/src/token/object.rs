@@ -173,7 +173,7 @@ const INDEXED: [CK_ATTRIBUTE_TYPE; 2] = [CKA_LABEL, CKA_ID];
 /// on CKA_LABEL and CKA_ID. Sharded maps: no lock is shared by all callers.
 #[derive(Default)]
 pub struct Objects {
-    pub(crate) map: DashMap<CK_OBJECT_HANDLE, Arc<Object>>,
+    map: DashMap<CK_OBJECT_HANDLE, Arc<Object>>,
     index: DashMap<(CK_ATTRIBUTE_TYPE, Vec<u8>), Vec<CK_OBJECT_HANDLE>>,
     next_handle: AtomicU64,
 }
