@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::{RwLock, RwLockReadGuard};
+use parking_lot::{MappedRwLockReadGuard, RwLock, RwLockReadGuard};
 
 use super::commit::SideFile;
 use super::records::{AuditRecord, ServiceRecord, TokenRecord};
@@ -59,7 +59,7 @@ struct Opened {
 /// While a lease lives, this process keeps the store open: what it read stays true until
 /// what it writes.
 pub struct Lease<'a> {
-    open: RwLockReadGuard<'a, Option<Opened>>,
+    open: MappedRwLockReadGuard<'a, Opened>,
 }
 
 impl Store {
@@ -91,11 +91,11 @@ impl Store {
     /// another process has it. Afterwards [`Store::is_stale`] says whether to reload.
     pub fn lease(&self) -> Result<Lease<'_>, StoreError> {
         loop {
-            let open = self.shared.open.read_recursive();
-            if open.is_some() {
+            if let Ok(open) =
+                RwLockReadGuard::try_map(self.shared.open.read_recursive(), Option::as_ref)
+            {
                 return Ok(Lease { open });
             }
-            drop(open);
             self.acquire()?;
         }
     }
@@ -136,11 +136,7 @@ impl Store {
         &self,
         f: impl FnOnce(&OpenStore) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
-        let open = self.lease()?;
-        match &*open.open {
-            Some(o) => f(&o.store),
-            None => unreachable!("a lease holds the store open"),
-        }
+        f(&self.lease()?.open.store)
     }
 
     fn acquire(&self) -> Result<(), StoreError> {
@@ -202,11 +198,6 @@ impl Store {
     /// Re-initialises the token durably (every object removed, the new record written).
     pub fn reinit_token_durable(&self, token: &TokenRecord) -> Result<(), StoreError> {
         self.with(|s| s.reinit_token_durable(token))
-    }
-
-    /// Number of token objects in the store.
-    pub fn object_count(&self) -> Result<usize, StoreError> {
-        self.with(|s| Ok(s.object_count()))
     }
 
     /// A new, never used object record key.
@@ -369,9 +360,7 @@ impl Listener {
         // Wakes the thread out of accept().
         let _ = UnixStream::connect(&self.socket);
         if let Some(thread) = self.thread.take() {
-            if thread.thread().id() != std::thread::current().id() {
-                let _ = thread.join();
-            }
+            let _ = thread.join();
         }
         let _ = std::fs::remove_file(&self.socket);
     }

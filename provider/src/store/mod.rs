@@ -407,12 +407,6 @@ impl OpenStore {
         })
     }
 
-    /// Number of token objects in the store (counted up to the first unreadable page).
-    pub fn object_count(&self) -> usize {
-        // Not `Tree::len`: it counts sled's errors too, and a damaged page errs forever.
-        self.objects.iter().keys().take_while(Result::is_ok).count()
-    }
-
     /// A new, never used object record key.
     pub fn new_object_id(&self) -> Result<u64, StoreError> {
         self.db.generate_id().map_err(|e| self.io(e.to_string()))
@@ -462,15 +456,23 @@ impl OpenStore {
         let receive = Mutex::new(receive);
         let receive = &receive;
         std::thread::scope(|scope| {
-            // Takes batches until none is left; the reader joins in once it has read all.
+            // Takes batches until none is left; the reader joins in once it has read all. After
+            // an error it still takes (and drops) every batch: a reader blocked on a full
+            // channel would otherwise wait for ever.
             let decode_batches = move || {
                 let mut n = 0;
+                let mut failed = None;
                 loop {
                     // The lock only while taking a batch, not while decoding it.
                     let Ok(batch) = receive.lock().recv() else {
-                        return Ok::<_, StoreError>(n);
+                        return failed.map_or(Ok(n), Err);
                     };
-                    n += decode_all(batch)?;
+                    if failed.is_none() {
+                        match decode_all(batch) {
+                            Ok(k) => n += k,
+                            Err(e) => failed = Some(e),
+                        }
+                    }
                 }
             };
             let decoder = std::thread::Builder::new()
@@ -481,8 +483,8 @@ impl OpenStore {
             };
             let mut batch = first;
             let read = loop {
+                // The receiver lives until the end of this function: sending cannot fail.
                 if batch.is_empty() || send.send(batch).is_err() {
-                    // Sent all, or the decoder stopped at an error it reports below.
                     break Ok(());
                 }
                 match next_batch() {
@@ -650,7 +652,7 @@ pub fn wait_released(path: &Path) -> bool {
 }
 
 fn held_by_us(path: &Path) -> bool {
-    read_holder(path).starts_with(&format!("process pid {} ", std::process::id()))
+    read_holder_pid(path) == Some(std::process::id())
 }
 
 /// Takes sled's lock on the log file (`flock`, as sled does), waiting like [`open_sled`] for
@@ -898,5 +900,36 @@ fn read_holder(path: &Path) -> String {
     match std::fs::read_to_string(path.join(HOLDER_FILE)) {
         Ok(s) if !s.trim().is_empty() => format!("process {}", s.trim()),
         _ => "another process".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A record that does not decode, early among many: the load stops with the error, and
+    /// the reader (which has more batches than the channel holds) does not wait for ever.
+    #[test]
+    fn for_each_object_reports_a_bad_record_among_many() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = OpenStore::open(dir.path()).unwrap();
+        let good: Vec<(u64, u64)> = (1..30_000u64).map(|id| (id, id)).collect();
+        store.put_objects_durable(&good).unwrap();
+        store.put_object_durable(0, &"not a number").unwrap();
+        let (done, wait) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let seen = std::sync::atomic::AtomicUsize::new(0);
+            let result = store.for_each_object(|_, _: u64| {
+                seen.fetch_add(1, Ordering::Relaxed);
+            });
+            let _ = done.send(result);
+        });
+        let result = wait
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the load returned");
+        assert!(
+            matches!(&result, Err(StoreError::Corrupt { detail, .. }) if detail.contains("object")),
+            "{result:?}"
+        );
     }
 }

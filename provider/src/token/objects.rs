@@ -412,15 +412,15 @@ impl Token {
             .filter_map(|o| o.store_id.map(|id| (id, o.record())))
             .collect();
         // Kept until the objects are in the table: a reload meanwhile would add them twice.
-        let _lease = match records.is_empty() {
-            true => None,
-            false => Some(self.lease()?),
-        };
-        if !records.is_empty() {
+        let _lease = if records.is_empty() {
+            None
+        } else {
+            let lease = self.lease()?;
             self.store
                 .put_objects_durable(&records)
                 .map_err(|e| Error::DeviceError(e.to_string()))?;
-        }
+            Some(lease)
+        };
         let mut handles = Vec::with_capacity(objects.len());
         for object in objects {
             if matches!(
