@@ -46,7 +46,10 @@ fn data_objects_lifecycle() {
         assert_eq!(lib.attr(ro, d, CKA_PRIVATE), [0]);
         assert_eq!(lib.attr(ro, d, CKA_APPLICATION), b"");
         assert_eq!(lib.find(ro, &[(CKA_LABEL, S(b"note"))]), vec![d]);
-        assert_eq!(lib.find(ro, &[(CKA_LABEL, S(b"other"))]), vec![]);
+        assert_eq!(
+            lib.find(ro, &[(CKA_LABEL, S(b"other"))]),
+            Vec::<CK_OBJECT_HANDLE>::new()
+        );
         // A token object needs the User, then a R/W session.
         assert_eq!(
             lib.create(ro, &[(CKA_CLASS, U(CKO_DATA)), (CKA_TOKEN, B(true))]),
@@ -78,7 +81,10 @@ fn data_objects_lifecycle() {
             lib.set_attrs(rw, t, &[(CKA_VALUE, S(b"v2")), (CKA_LABEL, S(b"kept2"))]),
             CKR_OK
         );
-        assert_eq!(lib.find(rw, &[(CKA_LABEL, S(b"kept"))]), vec![]);
+        assert_eq!(
+            lib.find(rw, &[(CKA_LABEL, S(b"kept"))]),
+            Vec::<CK_OBJECT_HANDLE>::new()
+        );
         assert_eq!(lib.find(rw, &[(CKA_LABEL, S(b"kept2"))]), vec![t]);
         assert_rv!(
             lib.set_attrs(rw, t, &[(CKA_CLASS, U(CKO_DATA))]),
@@ -110,7 +116,10 @@ fn data_objects_lifecycle() {
         );
         assert_eq!(lib.find(rw, &[(CKA_CLASS, U(CKO_DATA))]), vec![d]);
         assert_rv!(lib.close(ro), CKR_OK);
-        assert_eq!(lib.find(rw, &[(CKA_CLASS, U(CKO_DATA))]), vec![]);
+        assert_eq!(
+            lib.find(rw, &[(CKA_CLASS, U(CKO_DATA))]),
+            Vec::<CK_OBJECT_HANDLE>::new()
+        );
         assert_rv!(call!(lib, C_Finalize, null_mut()), CKR_OK);
         // The token object is there for the next process.
         assert!(run_step("data_objects_lifecycle", "reopen").success());
@@ -171,7 +180,10 @@ fn token_objects_persist() {
             assert_eq!(one.len(), 1);
             assert_eq!(lib.attr(h, one[0], CKA_VALUE), b"1");
             // The key is private: invisible until the User logs in; then its value opens.
-            assert_eq!(lib.find(h, &[(CKA_LABEL, S(b"aes"))]), vec![]);
+            assert_eq!(
+                lib.find(h, &[(CKA_LABEL, S(b"aes"))]),
+                Vec::<CK_OBJECT_HANDLE>::new()
+            );
             assert_rv!(lib.login(h, CKU_USER, USER_PIN), CKR_OK);
             let aes = lib.find(h, &[(CKA_LABEL, S(b"aes"))]);
             assert_eq!(aes.len(), 1);
@@ -320,7 +332,7 @@ fn secret_keys_default_to_private_sensitive_unextractable() {
             // The SO sees no private object.
             assert_rv!(lib.logout(pubs), CKR_OK);
             assert_rv!(lib.login(pubs, CKU_SO, SO_PIN), CKR_OK);
-            assert_eq!(lib.find(pubs, &[]), vec![]);
+            assert_eq!(lib.find(pubs, &[]), Vec::<CK_OBJECT_HANDLE>::new());
             assert_eq!(lib.attr_rv(pubs, k, CKA_LABEL).0, CKR_OBJECT_HANDLE_INVALID);
         },
     );
@@ -446,7 +458,10 @@ fn find_state_machine_and_index() {
             vec![made[4], made[14]]
         );
         assert_eq!(lib.find(h, &[(CKA_CLASS, U(CKO_DATA))]).len(), 20);
-        assert_eq!(lib.find(h, &[(0x7fff_0001, U(1))]), vec![]);
+        assert_eq!(
+            lib.find(h, &[(0x7fff_0001, U(1))]),
+            Vec::<CK_OBJECT_HANDLE>::new()
+        );
         let mut n = 0;
         let mut out = [0; 4];
         assert_rv!(

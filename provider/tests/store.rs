@@ -156,3 +156,80 @@ fn pins_are_not_in_the_store_files() {
         }
     });
 }
+
+#[test]
+fn newer_store_layout_is_refused_untouched() {
+    isolated("newer_store_layout_is_refused_untouched", "", || {
+        damaged_store_is_refused(
+            |db| {
+                // Record format 1, layout 3.
+                db.insert(b"format", &[1u8, 3][..]).unwrap();
+            },
+            "store format 3, this key4c reads up to 2",
+        );
+    });
+}
+
+/// A store of layout 1 kept its audit log in sled's tree `audit`: opened, the events move to
+/// `audit.jsonl`, in order and once, also when a move was interrupted after the file was
+/// written.
+#[test]
+fn layout_1_audit_log_moves_to_its_file_once() {
+    isolated("layout_1_audit_log_moves_to_its_file_once", "", || {
+        use key4c_pkcs11::store::audit::{read, AUDIT_FILE};
+        use key4c_pkcs11::store::records::{encode, AuditRecord};
+        let lib = Lib::load();
+        lib.init();
+        lib.provision();
+        assert_rv!(call!(lib, C_Finalize, null_mut()), CKR_OK);
+        let provisioned = read(&store_dir()).unwrap();
+        assert_eq!(provisioned.damaged, 0);
+        let events = |log: &[AuditRecord]| -> Vec<String> {
+            log.iter()
+                .map(|r| format!("{} {} {}", r.event, r.subject, r.outcome))
+                .collect()
+        };
+        assert_eq!(
+            events(&provisioned.records),
+            ["token.init key4c test ok", "pin.init User ok"]
+        );
+        let old = provisioned.records;
+        let make_layout_1 = || {
+            let db = sled::open(store_dir()).unwrap();
+            db.insert(b"format", &[1u8, 1][..]).unwrap();
+            let tree = db.open_tree(b"audit").unwrap();
+            for (i, r) in old.iter().enumerate() {
+                tree.insert((i as u64).to_be_bytes(), encode(r).unwrap())
+                    .unwrap();
+            }
+            db.flush().unwrap();
+        };
+        let wrong_login = || {
+            lib.init();
+            let h = lib.open(false).unwrap();
+            assert_eq!(lib.login(h, CKU_USER, WRONG_PIN), CKR_PIN_INCORRECT);
+            assert_rv!(call!(lib, C_Finalize, null_mut()), CKR_OK);
+        };
+        make_layout_1();
+        std::fs::remove_file(store_dir().join(AUDIT_FILE)).unwrap();
+        wrong_login();
+        let after = read(&store_dir()).unwrap();
+        assert_eq!(after.records[..2], old[..]);
+        assert_eq!(
+            events(&after.records[2..]),
+            ["login User CKR_PIN_INCORRECT"]
+        );
+        // Interrupted after the file was written: the tree is back, the layout says 1.
+        make_layout_1();
+        wrong_login();
+        let again = read(&store_dir()).unwrap();
+        assert_eq!(again.records[..3], after.records[..]);
+        assert_eq!(
+            events(&again.records[3..]),
+            ["login User CKR_PIN_INCORRECT"]
+        );
+        let db = sled::open(store_dir()).unwrap();
+        assert_eq!(&db.get(b"format").unwrap().unwrap()[..], &[1u8, 2][..]);
+        assert!(!db.tree_names().iter().any(|n| &n[..] == b"audit"));
+    });
+}

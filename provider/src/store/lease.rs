@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{MappedRwLockReadGuard, RwLock, RwLockReadGuard};
 
+use super::audit::AuditLog;
 use super::commit::SideFile;
 use super::records::{AuditRecord, ServiceRecord, TokenRecord};
 use super::{read_holder_pid, wait_released, OpenStore, StoreError};
@@ -180,9 +181,12 @@ impl Store {
         self.with(|s| s.append_audit_durable(record))
     }
 
-    /// The audit log, oldest first.
-    pub fn audit_records(&self) -> Result<Vec<AuditRecord>, StoreError> {
-        self.with(|s| s.audit_records())
+    /// The audit log, oldest first: read from its file, whoever holds the store.
+    pub fn audit_log(&self) -> Result<AuditLog, StoreError> {
+        super::audit::read(&self.shared.path).map_err(|e| StoreError::Io {
+            path: self.shared.path.clone(),
+            detail: format!("cannot read {}: {e}", super::audit::AUDIT_FILE),
+        })
     }
 
     /// The token record, `None` before the first C_InitToken.

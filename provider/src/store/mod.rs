@@ -3,7 +3,9 @@
 //!
 //! Layout (default tree): `format` → the store's format version, `service` → [`ServiceRecord`],
 //! `token` → [`TokenRecord`] (absent until the first C_InitToken), `commit` → the commit
-//! counter ([`commit`]). Token objects live in the `objects` tree, the audit log in `audit`.
+//! counter ([`commit`]). Token objects live in the `objects` tree. The audit log is a file of
+//! its own ([`audit`]); stores of layout 1 kept it in the tree `audit` and are moved over when
+//! opened.
 //! Every write that must survive a crash is one sled transaction that also raises the commit
 //! counter, flushed, then recorded in the side file `commit`, before the caller learns it
 //! succeeded.
@@ -14,6 +16,7 @@
 //! recovered on a copy. Once sled has opened the store, its commit counter must be at least the
 //! side file's.
 
+pub mod audit;
 pub mod commit;
 mod lease;
 pub mod log_check;
@@ -30,18 +33,21 @@ use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::Transactional;
 
 use crate::crypto::master_key::{MAX_KDF_ITERATIONS, MIN_KDF_ITERATIONS};
+use audit::{AuditFile, AUDIT_FILE};
 use commit::{SideError, SideFile, COMMIT_FILE};
 use log_check::Verdict;
-use records::{
-    decode, encode, AuditRecord, DecodeError, ServiceRecord, TokenRecord, FORMAT_VERSION,
-};
+use records::{decode, encode, AuditRecord, DecodeError, ServiceRecord, TokenRecord};
 
 const KEY_FORMAT: &[u8] = b"format";
 const KEY_SERVICE: &[u8] = b"service";
 const KEY_TOKEN: &[u8] = b"token";
 const KEY_COMMIT: &[u8] = b"commit";
 const TREE_OBJECTS: &[u8] = b"objects";
+/// Layout 1's audit log.
 const TREE_AUDIT: &[u8] = b"audit";
+/// The store's layout, recorded under `format`. 1: the audit log in the tree `audit`;
+/// 2: in [`AUDIT_FILE`].
+const STORE_LAYOUT: u32 = 2;
 /// File in the store directory naming the process that has the store open.
 pub const HOLDER_FILE: &str = "key4c.holder";
 /// How long opening a store waits for this same process's previous instance to release it.
@@ -84,8 +90,8 @@ pub enum StoreError {
     },
 }
 
-/// The three trees of a durable write's transaction: default, objects, audit.
-type Trees = (TransactionalTree, TransactionalTree, TransactionalTree);
+/// The two trees of a durable write's transaction: default, objects.
+type Trees = (TransactionalTree, TransactionalTree);
 /// What a durable write's body may fail with inside the transaction.
 type TxError = ConflictableTransactionError<()>;
 
@@ -104,7 +110,8 @@ pub struct OpenStore {
     path: PathBuf,
     db: sled::Db,
     objects: sled::Tree,
-    audit: sled::Tree,
+    /// The audit log, opened at the first event this process records.
+    audit: Mutex<Option<AuditFile>>,
     /// The commit number of the last write applied to sled. Held while a write is applied, so
     /// numbers follow the order of the log.
     seq: Mutex<u64>,
@@ -173,7 +180,6 @@ impl OpenStore {
         drop(lock);
         let db = open_sled(path)?;
         let objects = db.open_tree(TREE_OBJECTS).map_err(|e| io(e.to_string()))?;
-        let audit = db.open_tree(TREE_AUDIT).map_err(|e| io(e.to_string()))?;
         let recorded = match db.get(KEY_COMMIT).map_err(|e| io(e.to_string()))? {
             Some(v) => Some(
                 commit::decode_record(&v)
@@ -181,7 +187,7 @@ impl OpenStore {
             ),
             None => None,
         };
-        let is_new = db.is_empty() && objects.is_empty() && audit.is_empty();
+        let is_new = db.is_empty() && objects.is_empty();
         let side = match (side, recorded) {
             (Some((acked, slot)), Some(seq)) if seq >= acked => {
                 SideFile::open(path, acked, slot).map_err(|e| io(e.to_string()))?
@@ -214,7 +220,7 @@ impl OpenStore {
             path: path.to_path_buf(),
             db,
             objects,
-            audit,
+            audit: Mutex::new(None),
             seq: Mutex::new(recorded.unwrap_or(0)),
             side: Mutex::new(side),
         };
@@ -241,15 +247,20 @@ impl OpenStore {
         match self.get(KEY_FORMAT)? {
             Some(bytes) => {
                 let version: u32 = self.decode(KEY_FORMAT, &bytes)?;
-                if version > FORMAT_VERSION {
-                    return Err(StoreError::Newer {
+                match version {
+                    STORE_LAYOUT => self.drop_audit_tree(),
+                    1 => self.move_audit_log(),
+                    0 => Err(StoreError::Corrupt {
+                        path: self.path.clone(),
+                        detail: "store format 0".into(),
+                    }),
+                    _ => Err(StoreError::Newer {
                         path: self.path.clone(),
                         detail: format!(
-                            "store format {version}, this key4c reads up to {FORMAT_VERSION}"
+                            "store format {version}, this key4c reads up to {STORE_LAYOUT}"
                         ),
-                    });
+                    }),
                 }
-                Ok(())
             }
             None if is_new => {
                 let uuid = crate::crypto::random_array::<16>()
@@ -262,8 +273,8 @@ impl OpenStore {
                     api_key_sha256: None,
                 })
                 .map_err(|e| self.io(e))?;
-                let format = encode(&FORMAT_VERSION).map_err(|e| self.io(e))?;
-                self.write_durable(|(d, _, _)| {
+                let format = encode(&STORE_LAYOUT).map_err(|e| self.io(e))?;
+                self.write_durable(|(d, _)| {
                     d.insert(KEY_SERVICE, service.clone())?;
                     d.insert(KEY_FORMAT, format.clone())?;
                     Ok(())
@@ -276,8 +287,67 @@ impl OpenStore {
         }
     }
 
+    /// Moves a layout-1 store's audit log out of sled into [`AUDIT_FILE`], then records
+    /// layout 2. Interrupted, it is done again: events already in the file are not copied twice.
+    fn move_audit_log(&self) -> Result<(), StoreError> {
+        let tree = self
+            .db
+            .open_tree(TREE_AUDIT)
+            .map_err(|e| self.sled_error(e))?;
+        let mut text = Vec::new();
+        for entry in tree.iter() {
+            let (_, bytes) = entry.map_err(|e| self.sled_error(e))?;
+            let record: AuditRecord = self.decode(TREE_AUDIT, &bytes)?;
+            text.extend(serde_json::to_vec(&record).map_err(|e| self.io(e.to_string()))?);
+            text.push(b'\n');
+        }
+        let file = self.path.join(AUDIT_FILE);
+        let existing = match std::fs::read(&file) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(self.io(format!("cannot read {AUDIT_FILE}: {e}"))),
+        };
+        if !text.is_empty() && !existing.starts_with(&text) {
+            text.extend_from_slice(&existing);
+            let moving = self.path.join(format!("{AUDIT_FILE}.moving"));
+            let write = || -> std::io::Result<()> {
+                let mut f = std::fs::File::create(&moving)?;
+                std::io::Write::write_all(&mut f, &text)?;
+                f.sync_all()?;
+                std::fs::rename(&moving, &file)?;
+                std::fs::File::open(&self.path)?.sync_all()
+            };
+            write()
+                .map_err(|e| self.io(format!("cannot move the audit log to {AUDIT_FILE}: {e}")))?;
+        }
+        let format = encode(&STORE_LAYOUT).map_err(|e| self.io(e))?;
+        self.write_durable(|(d, _)| {
+            d.insert(KEY_FORMAT, format.clone())?;
+            Ok(())
+        })?;
+        log::info!(
+            "store {}: audit log moved to {AUDIT_FILE} (store layout {STORE_LAYOUT})",
+            self.path.display()
+        );
+        drop(tree);
+        self.drop_audit_tree()
+    }
+
+    /// Removes layout 1's audit tree when a move to [`AUDIT_FILE`] stopped after recording the
+    /// new layout.
+    fn drop_audit_tree(&self) -> Result<(), StoreError> {
+        if self.db.tree_names().iter().any(|n| n == TREE_AUDIT) {
+            self.db
+                .drop_tree(TREE_AUDIT)
+                .map_err(|e| self.sled_error(e))?;
+            self.flush()?;
+        }
+        Ok(())
+    }
+
     /// Applies `body` and the next commit number as one sled transaction, makes it durable,
-    /// then records the number in the side file.
+    /// then records the number in the side file. Audit events appended before it are made
+    /// durable first: no change is in the store without its event.
     fn write_durable<R>(
         &self,
         body: impl Fn(&Trees) -> Result<R, TxError>,
@@ -286,7 +356,12 @@ impl OpenStore {
             let mut last = self.seq.lock();
             let seq = *last + 1;
             let record = commit::encode_record(seq);
-            let out = (&*self.db as &sled::Tree, &self.objects, &self.audit)
+            if let Some(audit) = self.audit.lock().as_mut() {
+                audit
+                    .sync()
+                    .map_err(|e| self.io(format!("cannot write {AUDIT_FILE}: {e}")))?;
+            }
+            let out = (&*self.db as &sled::Tree, &self.objects)
                 .transaction(|trees| {
                     let out = body(trees)?;
                     trees.0.insert(KEY_COMMIT, &record[..])?;
@@ -319,41 +394,39 @@ impl OpenStore {
     /// Replaces the service record durably.
     pub fn put_service_durable(&self, service: &ServiceRecord) -> Result<(), StoreError> {
         let bytes = encode(service).map_err(|e| self.io(e))?;
-        self.write_durable(|(d, _, _)| {
+        self.write_durable(|(d, _)| {
             d.insert(KEY_SERVICE, bytes.clone())?;
             Ok(())
         })
     }
 
-    /// Appends one audit record; durable once the next flush (every caller's own) returns.
+    /// Appends one audit record; durable once the next durable write (every caller's own)
+    /// returns.
     pub fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
-        let id = self.db.generate_id().map_err(|e| self.io(e.to_string()))?;
-        let bytes = encode(record).map_err(|e| self.io(e))?;
-        self.audit
-            .insert(id.to_be_bytes(), bytes)
-            .map_err(|e| self.io(e.to_string()))?;
-        Ok(())
+        self.with_audit(|audit| audit.append(record))
     }
 
     /// Appends one audit record and makes it durable.
     pub fn append_audit_durable(&self, record: &AuditRecord) -> Result<(), StoreError> {
-        let id = self.db.generate_id().map_err(|e| self.io(e.to_string()))?;
-        let bytes = encode(record).map_err(|e| self.io(e))?;
-        self.write_durable(|(_, _, a)| {
-            a.insert(&id.to_be_bytes(), bytes.clone())?;
-            Ok(())
+        self.with_audit(|audit| {
+            audit.append(record)?;
+            audit.sync()
         })
     }
 
-    /// The audit log, oldest first.
-    pub fn audit_records(&self) -> Result<Vec<AuditRecord>, StoreError> {
-        self.audit
-            .iter()
-            .map(|entry| {
-                let (_, bytes) = entry.map_err(|e| self.sled_error(e))?;
-                self.decode(b"audit", &bytes)
-            })
-            .collect()
+    fn with_audit(
+        &self,
+        f: impl FnOnce(&mut AuditFile) -> std::io::Result<()>,
+    ) -> Result<(), StoreError> {
+        let mut audit = self.audit.lock();
+        let file = match audit.as_mut() {
+            Some(file) => file,
+            None => audit.insert(
+                AuditFile::open(&self.path)
+                    .map_err(|e| self.io(format!("cannot open {AUDIT_FILE}: {e}")))?,
+            ),
+        };
+        f(file).map_err(|e| self.io(format!("cannot write {AUDIT_FILE}: {e}")))
     }
 
     /// The token record, `None` before the first C_InitToken.
@@ -382,7 +455,7 @@ impl OpenStore {
     /// Writes the token record and makes it durable before returning.
     pub fn put_token_durable(&self, token: &TokenRecord) -> Result<(), StoreError> {
         let bytes = encode(token).map_err(|e| self.io(e))?;
-        self.write_durable(|(d, _, _)| {
+        self.write_durable(|(d, _)| {
             d.insert(KEY_TOKEN, bytes.clone())?;
             Ok(())
         })
@@ -398,7 +471,7 @@ impl OpenStore {
             .keys()
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| self.sled_error(e))?;
-        self.write_durable(|(d, o, _)| {
+        self.write_durable(|(d, o)| {
             for key in &keys {
                 o.remove(key)?;
             }
@@ -513,7 +586,7 @@ impl OpenStore {
         record: &T,
     ) -> Result<(), StoreError> {
         let bytes = encode(record).map_err(|e| self.io(e))?;
-        self.write_durable(|(_, o, _)| {
+        self.write_durable(|(_, o)| {
             o.insert(&id.to_be_bytes(), bytes.clone())?;
             Ok(())
         })
@@ -529,7 +602,7 @@ impl OpenStore {
         for (id, record) in records {
             batch.insert(&id.to_be_bytes(), encode(record).map_err(|e| self.io(e))?);
         }
-        self.write_durable(|(_, o, _)| {
+        self.write_durable(|(_, o)| {
             o.apply_batch(&batch)?;
             Ok(())
         })
@@ -537,7 +610,7 @@ impl OpenStore {
 
     /// Deletes one object record durably.
     pub fn delete_object_durable(&self, id: u64) -> Result<(), StoreError> {
-        self.write_durable(|(_, o, _)| {
+        self.write_durable(|(_, o)| {
             o.remove(&id.to_be_bytes())?;
             Ok(())
         })
@@ -828,12 +901,8 @@ fn verify_on_copy(path: &Path, acknowledged: Option<u64>) -> Result<(), String> 
             .mode(sled::Mode::LowSpace)
             .open()
             .map_err(|e| e.to_string())?;
-        for name in [&b""[..], TREE_OBJECTS, TREE_AUDIT] {
-            let tree = if name.is_empty() {
-                (*db).clone()
-            } else {
-                db.open_tree(name).map_err(|e| e.to_string())?
-            };
+        for name in db.tree_names() {
+            let tree = db.open_tree(name).map_err(|e| e.to_string())?;
             for entry in tree.iter() {
                 entry.map_err(|e| e.to_string())?;
             }
@@ -855,7 +924,7 @@ fn verify_on_copy(path: &Path, acknowledged: Option<u64>) -> Result<(), String> 
     }
 }
 
-/// Copies sled's files (not the holder or commit files) from `from` to `to`.
+/// Copies sled's files (not the holder, commit or audit files) from `from` to `to`.
 fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;
@@ -868,6 +937,7 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
         } else if kind.is_file()
             && name != HOLDER_FILE
             && !name.to_string_lossy().starts_with(COMMIT_FILE)
+            && !name.to_string_lossy().starts_with(AUDIT_FILE)
         {
             // Regular files only: the processes' sockets (lease.rs) are no part of the data.
             std::fs::copy(entry.path(), target)?;

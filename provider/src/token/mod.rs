@@ -28,6 +28,7 @@ use pkcs11_sys::*;
 
 use crate::config::Config;
 use crate::crypto::master_key::MasterKey;
+use crate::store::audit::AuditLog;
 use crate::store::records::{AuditRecord, ServiceRecord, TokenRecord};
 use crate::store::{Lease, Store};
 pub use error::{Error, Result};
@@ -175,10 +176,10 @@ impl Token {
         }
     }
 
-    /// The audit log, oldest first.
-    pub fn audit_log(&self) -> Result<Vec<AuditRecord>> {
+    /// The audit log, oldest first, and how many damaged lines it skipped.
+    pub fn audit_log(&self) -> Result<AuditLog> {
         self.store
-            .audit_records()
+            .audit_log()
             .map_err(|e| Error::DeviceError(e.to_string()))
     }
 

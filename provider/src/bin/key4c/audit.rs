@@ -3,6 +3,7 @@
 //! PIN or key material.
 
 use clap::Args;
+use key4c_pkcs11::store::audit::AUDIT_FILE;
 use serde_json::json;
 
 use crate::context::Ctx;
@@ -23,7 +24,15 @@ pub struct AuditArgs {
 /// Runs `audit`.
 pub fn run(ctx: &Ctx, args: AuditArgs) -> Result<()> {
     let token = ctx.open()?;
-    let records = token.audit_log()?;
+    let log = token.audit_log()?;
+    if log.damaged > 0 {
+        eprintln!(
+            "warning: {} line(s) of {} are not events (cut short by a crash, or damaged) and were skipped",
+            log.damaged,
+            token.store_path().join(AUDIT_FILE).display()
+        );
+    }
+    let records = log.records;
     let skip = args.last.map_or(0, |n| records.len().saturating_sub(n));
     let records = &records[skip..];
     if args.json {
