@@ -5,6 +5,7 @@
 #![allow(clippy::macro_metavars_in_unsafe)]
 
 mod common;
+use common::A::*;
 use common::*;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -170,6 +171,21 @@ fn newer_store_layout_is_refused_untouched() {
     });
 }
 
+/// A damaged store of layout 1 is refused before anything is moved: left as it was.
+#[test]
+fn damaged_layout_1_store_is_refused_unmoved() {
+    isolated("damaged_layout_1_store_is_refused_unmoved", "", || {
+        damaged_store_is_refused(
+            |db| {
+                db.insert(b"format", &[1u8, 1][..]).unwrap();
+                let rec = db.get(b"token").unwrap().unwrap().to_vec();
+                db.insert(b"token", &rec[..rec.len() / 2]).unwrap();
+            },
+            "corrupt",
+        );
+    });
+}
+
 /// A store of layout 1 kept its audit log in sled's tree `audit`: opened, the events move to
 /// `audit.jsonl`, in order and once, also when a move was interrupted after the file was
 /// written.
@@ -232,4 +248,134 @@ fn layout_1_audit_log_moves_to_its_file_once() {
         assert_eq!(&db.get(b"format").unwrap().unwrap()[..], &[1u8, 2][..]);
         assert!(!db.tree_names().iter().any(|n| &n[..] == b"audit"));
     });
+}
+
+/// HMAC-SHA256 of `data` with `key`.
+fn hmac(lib: &Lib, h: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE, data: &[u8]) -> Vec<u8> {
+    let mut m = CK_MECHANISM {
+        mechanism: CKM_SHA256_HMAC,
+        pParameter: null_mut(),
+        ulParameterLen: 0,
+    };
+    assert_rv!(call!(lib, C_SignInit, h, &mut m, key), CKR_OK);
+    let mut mac = vec![0u8; 64];
+    let mut len = mac.len() as CK_ULONG;
+    assert_rv!(
+        call!(
+            lib,
+            C_Sign,
+            h,
+            data.as_ptr() as *mut u8,
+            data.len() as CK_ULONG,
+            mac.as_mut_ptr(),
+            &mut len
+        ),
+        CKR_OK
+    );
+    mac.truncate(len as usize);
+    mac
+}
+
+/// The objects cache (`objects.cache`): written when the objects were loaded from sled, used
+/// when it matches the store, passed over when a write came after it or it is damaged. The
+/// objects and their key material are the same either way.
+#[test]
+fn objects_cache_is_used_only_when_it_matches_the_store() {
+    isolated(
+        "objects_cache_is_used_only_when_it_matches_the_store",
+        "",
+        || {
+            use key4c_pkcs11::store::objects_cache::{CACHE_FROM, OBJECTS_CACHE};
+            let log = store_dir().parent().unwrap().join("cache.log");
+            std::env::set_var("KEY4C_LOG_FILE", &log);
+            std::env::set_var("KEY4C_LOG", "debug");
+            let cache = store_dir().join(OBJECTS_CACHE);
+            let lib = Lib::load();
+            lib.init();
+            lib.provision();
+            let h = lib.user_session();
+            let key = lib
+                .create(
+                    h,
+                    &[
+                        (CKA_CLASS, U(CKO_SECRET_KEY)),
+                        (CKA_KEY_TYPE, U(CKK_GENERIC_SECRET)),
+                        (CKA_TOKEN, B(true)),
+                        (CKA_SIGN, B(true)),
+                        (CKA_LABEL, S(b"hmac")),
+                        (CKA_VALUE, S(&[0x42; 32])),
+                    ],
+                )
+                .unwrap();
+            let mac = hmac(&lib, h, key, b"key4c");
+            for i in 0..CACHE_FROM {
+                let (label, value) = (format!("o{i}"), format!("value {i}"));
+                lib.create(
+                    h,
+                    &[
+                        (CKA_CLASS, U(CKO_DATA)),
+                        (CKA_TOKEN, B(true)),
+                        (CKA_LABEL, S(label.as_bytes())),
+                        (CKA_VALUE, S(value.as_bytes())),
+                    ],
+                )
+                .unwrap();
+            }
+            assert_rv!(call!(lib, C_Finalize, null_mut()), CKR_OK);
+            // Opens the module, checks what it sees, returns a User session.
+            let open = |data_objects: usize| {
+                lib.init();
+                let h = lib.user_session();
+                assert_eq!(lib.find(h, &[(CKA_CLASS, U(CKO_DATA))]).len(), data_objects);
+                let o = lib.find(h, &[(CKA_LABEL, S(b"o777"))]);
+                assert_eq!(o.len(), 1);
+                assert_eq!(lib.attr(h, o[0], CKA_VALUE), b"value 777");
+                let k = lib.find(h, &[(CKA_LABEL, S(b"hmac"))]);
+                assert_eq!(k.len(), 1);
+                assert_eq!(hmac(&lib, h, k[0], b"key4c"), mac);
+                h
+            };
+            let finalize = || assert_rv!(call!(lib, C_Finalize, null_mut()), CKR_OK);
+            assert!(!cache.exists(), "a cache of a token of no objects");
+            open(CACHE_FROM);
+            finalize();
+            assert!(cache.exists());
+            let h = open(CACHE_FROM);
+            lib.create(
+                h,
+                &[
+                    (CKA_CLASS, U(CKO_DATA)),
+                    (CKA_TOKEN, B(true)),
+                    (CKA_LABEL, S(b"late")),
+                ],
+            )
+            .unwrap();
+            finalize();
+            let h = open(CACHE_FROM + 1);
+            assert_eq!(lib.find(h, &[(CKA_LABEL, S(b"late"))]).len(), 1);
+            finalize();
+            open(CACHE_FROM + 1);
+            finalize();
+            let mut bytes = std::fs::read(&cache).unwrap();
+            let middle = bytes.len() / 2;
+            bytes[middle] ^= 1;
+            std::fs::write(&cache, &bytes).unwrap();
+            open(CACHE_FROM + 1);
+            finalize();
+            let from: Vec<&str> = std::fs::read_to_string(&log)
+                .unwrap()
+                .lines()
+                .filter(|l| l.contains("token opened in"))
+                .map(|l| {
+                    if l.contains("objects from the cache") {
+                        "cache"
+                    } else {
+                        "store"
+                    }
+                })
+                .collect();
+            // Provisioning, first load, cache, after a write, cache, damaged cache.
+            assert_eq!(from, ["store", "store", "cache", "store", "cache", "store"]);
+        },
+    );
 }

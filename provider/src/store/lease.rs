@@ -20,6 +20,7 @@ use parking_lot::{MappedRwLockReadGuard, RwLock, RwLockReadGuard};
 
 use super::audit::AuditLog;
 use super::commit::SideFile;
+use super::objects_cache::Stamp;
 use super::records::{AuditRecord, ServiceRecord, TokenRecord};
 use super::{read_holder_pid, wait_released, OpenStore, StoreError};
 
@@ -161,6 +162,11 @@ impl Store {
         Ok(())
     }
 
+    /// Brings a store of an older layout to the current one ([`OpenStore::upgrade`]).
+    pub fn upgrade(&self) -> Result<(), StoreError> {
+        self.with(|s| s.upgrade())
+    }
+
     /// The service record.
     pub fn service(&self) -> Result<ServiceRecord, StoreError> {
         self.with(|s| s.service())
@@ -216,6 +222,21 @@ impl Store {
         F: Fn(u64, T) + Sync,
     {
         self.with(|s| s.for_each_object(f))
+    }
+
+    /// Decodes every object record for `f`, then writes the objects cache of them unless it is
+    /// `cached` ([`OpenStore::load_objects`]).
+    pub fn load_objects<T, F>(
+        &self,
+        uuid: [u8; 16],
+        cached: Option<Stamp>,
+        f: F,
+    ) -> Result<usize, StoreError>
+    where
+        T: serde::de::DeserializeOwned,
+        F: Fn(u64, T) + Sync,
+    {
+        self.with(|s| s.load_objects(uuid, cached, f))
     }
 
     /// Writes one object record durably.

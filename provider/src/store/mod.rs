@@ -1,11 +1,13 @@
 //! Storage: one sled database per token, opened by one process at a time and handed between
 //! processes on request ([`lease`]).
 //!
-//! Layout (default tree): `format` → the store's format version, `service` → [`ServiceRecord`],
+//! Layout (default tree): `format` → the store's layout version, `service` → [`ServiceRecord`],
 //! `token` → [`TokenRecord`] (absent until the first C_InitToken), `commit` → the commit
-//! counter ([`commit`]). Token objects live in the `objects` tree. The audit log is a file of
-//! its own ([`audit`]); stores of layout 1 kept it in the tree `audit` and are moved over when
-//! opened.
+//! counter ([`commit`]). Token objects live in the `objects` tree, and a copy of them for fast
+//! starts in [`objects_cache`]. The audit log is a file of its own ([`audit`]); stores of
+//! layout 1 kept it in the tree `audit` and are moved over once opened and read without error
+//! ([`OpenStore::upgrade`]).
+//!
 //! Every write that must survive a crash is one sled transaction that also raises the commit
 //! counter, flushed, then recorded in the side file `commit`, before the caller learns it
 //! succeeded.
@@ -20,6 +22,7 @@ pub mod audit;
 pub mod commit;
 mod lease;
 pub mod log_check;
+pub mod objects_cache;
 pub mod records;
 
 pub use lease::{Lease, Store};
@@ -248,8 +251,7 @@ impl OpenStore {
             Some(bytes) => {
                 let version: u32 = self.decode(KEY_FORMAT, &bytes)?;
                 match version {
-                    STORE_LAYOUT => self.drop_audit_tree(),
-                    1 => self.move_audit_log(),
+                    1 | STORE_LAYOUT => Ok(()),
                     0 => Err(StoreError::Corrupt {
                         path: self.path.clone(),
                         detail: "store format 0".into(),
@@ -284,6 +286,20 @@ impl OpenStore {
                 path: self.path.clone(),
                 detail: "it has data but no format record".into(),
             }),
+        }
+    }
+
+    /// Brings a store of an older layout to the current one. Called once the token has been
+    /// read whole without error: a store refused as damaged is left as it was.
+    pub fn upgrade(&self) -> Result<(), StoreError> {
+        let version: u32 = match self.get(KEY_FORMAT)? {
+            Some(bytes) => self.decode(KEY_FORMAT, &bytes)?,
+            None => STORE_LAYOUT,
+        };
+        if version == 1 {
+            self.move_audit_log()
+        } else {
+            self.drop_audit_tree()
         }
     }
 
@@ -494,6 +510,60 @@ impl OpenStore {
         T: serde::de::DeserializeOwned,
         F: Fn(u64, T) + Sync,
     {
+        self.each_object(f, None)
+    }
+
+    /// [`OpenStore::for_each_object`], then writes the objects cache ([`objects_cache`]) of
+    /// what it read, stamped with the store's `uuid`, unless the cache already is `cached`.
+    pub fn load_objects<T, F>(
+        &self,
+        uuid: [u8; 16],
+        cached: Option<objects_cache::Stamp>,
+        f: F,
+    ) -> Result<usize, StoreError>
+    where
+        T: serde::de::DeserializeOwned,
+        F: Fn(u64, T) + Sync,
+    {
+        let seq = self.seq();
+        let mut read = Vec::new();
+        let n = self.each_object(f, Some(&mut read))?;
+        let stamp = objects_cache::Stamp { uuid, seq };
+        if n < objects_cache::CACHE_FROM {
+            objects_cache::remove(&self.path);
+        } else if cached != Some(stamp) && self.seq() == seq {
+            // (Written only when no write came in between: the records are then the store's
+            // at `seq`, as the seq lock orders writes.)
+            let started = std::time::Instant::now();
+            let records = read.iter().map(|(k, v)| {
+                let id = <[u8; 8]>::try_from(k.as_ref()).unwrap_or_default();
+                (u64::from_be_bytes(id), v.as_ref())
+            });
+            match objects_cache::write(&self.path, stamp, records) {
+                Ok(()) => log::debug!(
+                    "store {}: objects cache written in {:?}",
+                    self.path.display(),
+                    started.elapsed()
+                ),
+                Err(e) => log::warn!(
+                    "store {}: cannot write {}: {e}",
+                    self.path.display(),
+                    objects_cache::OBJECTS_CACHE
+                ),
+            }
+        }
+        Ok(n)
+    }
+
+    fn each_object<T, F>(
+        &self,
+        f: F,
+        mut keep: Option<&mut Vec<(sled::IVec, sled::IVec)>>,
+    ) -> Result<usize, StoreError>
+    where
+        T: serde::de::DeserializeOwned,
+        F: Fn(u64, T) + Sync,
+    {
         const BATCH: usize = 256;
         let decode_all = |batch: Vec<(sled::IVec, sled::IVec)>| -> Result<usize, StoreError> {
             for (key, bytes) in &batch {
@@ -510,6 +580,9 @@ impl OpenStore {
             let mut batch = Vec::with_capacity(BATCH);
             for entry in records.by_ref().take(BATCH) {
                 batch.push(entry.map_err(|e| self.sled_error(e))?);
+            }
+            if let Some(keep) = keep.as_mut() {
+                keep.extend(batch.iter().cloned());
             }
             Ok(batch)
         };
@@ -924,7 +997,7 @@ fn verify_on_copy(path: &Path, acknowledged: Option<u64>) -> Result<(), String> 
     }
 }
 
-/// Copies sled's files (not the holder, commit or audit files) from `from` to `to`.
+/// Copies sled's files (not the holder, commit, audit or cache files) from `from` to `to`.
 fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;
@@ -938,6 +1011,9 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
             && name != HOLDER_FILE
             && !name.to_string_lossy().starts_with(COMMIT_FILE)
             && !name.to_string_lossy().starts_with(AUDIT_FILE)
+            && !name
+                .to_string_lossy()
+                .starts_with(objects_cache::OBJECTS_CACHE)
         {
             // Regular files only: the processes' sockets (lease.rs) are no part of the data.
             std::fs::copy(entry.path(), target)?;

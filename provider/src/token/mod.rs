@@ -29,8 +29,9 @@ use pkcs11_sys::*;
 use crate::config::Config;
 use crate::crypto::master_key::MasterKey;
 use crate::store::audit::AuditLog;
+use crate::store::objects_cache::{self, Stamp};
 use crate::store::records::{AuditRecord, ServiceRecord, TokenRecord};
-use crate::store::{Lease, Store};
+use crate::store::{Lease, Store, StoreError};
 pub use error::{Error, Result};
 use session::{LoginState, Session};
 
@@ -70,8 +71,36 @@ impl Token {
     /// Opens the token's store as `config` says.
     pub fn open(config: Config) -> Result<Token> {
         let started = std::time::Instant::now();
-        let store =
-            Store::open(&config.store_dir()).map_err(|e| Error::DeviceError(e.to_string()))?;
+        let dir = config.store_dir();
+        // The objects cache is read and decoded while sled opens in another thread: on a
+        // large token the two are most of a cold start (store::objects_cache). This thread
+        // decodes: its allocations come from the main heap, which grows in larger steps than a
+        // thread's.
+        let (store, cached) = std::thread::scope(|scope| {
+            let opening = std::thread::Builder::new()
+                .name("key4c-open".into())
+                .spawn_scoped(scope, || Store::open(&dir));
+            let objects = object::Objects::default();
+            let stamp = objects_cache::load(&dir, |id, record| {
+                objects.insert(Arc::new(objects::stored_object(
+                    objects.new_handle(),
+                    id,
+                    record,
+                    None,
+                )));
+            });
+            let store = match opening {
+                Ok(thread) => thread.join().unwrap_or_else(|_| {
+                    Err(StoreError::Io {
+                        path: dir.clone(),
+                        detail: "the thread opening the store failed".into(),
+                    })
+                }),
+                Err(_) => Store::open(&dir),
+            };
+            (store, stamp.map(|stamp| (stamp, objects)))
+        });
+        let store = store.map_err(|e| Error::DeviceError(e.to_string()))?;
         let opened = started.elapsed();
         let service = store
             .service()
@@ -97,11 +126,29 @@ impl Token {
             reloading: Mutex::new(()),
         };
         token.present = token.binding_matches();
-        token.load_objects()?;
+        let uuid = token.service.lock().uuid;
+        let seq = token.store.seq().map_err(store_error)?;
+        let from_cache = match cached {
+            Some((stamp, objects)) if stamp == (Stamp { uuid, seq }) => {
+                token.objects = objects;
+                true
+            }
+            Some((stamp, stale)) => {
+                drop(stale);
+                token.load_objects(uuid, Some(stamp))?;
+                false
+            }
+            None => {
+                token.load_objects(uuid, None)?;
+                false
+            }
+        };
+        token.store.upgrade().map_err(store_error)?;
         log::debug!(
-            "token opened in {:?} (store {opened:?}, {} objects)",
+            "token opened in {:?} (store and cache {opened:?}, {} objects from the {})",
             started.elapsed(),
-            token.objects.len()
+            token.objects.len(),
+            if from_cache { "cache" } else { "store" }
         );
         Ok(token)
     }

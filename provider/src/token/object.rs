@@ -1,6 +1,5 @@
 //! Objects and the in-memory object table with its find index.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -14,8 +13,136 @@ use super::attributes::Value;
 use super::keys::KeyMaterial;
 use crate::crypto::master_key::Sealed;
 
-/// An object's attributes by type.
-pub type Attributes = BTreeMap<CK_ATTRIBUTE_TYPE, Value>;
+/// An object's attributes, sorted by type: one allocation per object (a map of nodes took
+/// several, and building it was most of loading a large token).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Attributes(Vec<(CK_ATTRIBUTE_TYPE, Value)>);
+
+impl Attributes {
+    /// No attribute.
+    pub fn new() -> Attributes {
+        Attributes(Vec::new())
+    }
+
+    fn find(&self, ty: CK_ATTRIBUTE_TYPE) -> Result<usize, usize> {
+        self.0.binary_search_by_key(&ty, |(t, _)| *t)
+    }
+
+    /// The value of `ty`.
+    pub fn get(&self, ty: &CK_ATTRIBUTE_TYPE) -> Option<&Value> {
+        self.find(*ty).ok().map(|i| &self.0[i].1)
+    }
+
+    /// Whether `ty` is present.
+    pub fn contains_key(&self, ty: &CK_ATTRIBUTE_TYPE) -> bool {
+        self.find(*ty).is_ok()
+    }
+
+    /// Sets `ty` to `value`; returns the value it replaced.
+    pub fn insert(&mut self, ty: CK_ATTRIBUTE_TYPE, value: Value) -> Option<Value> {
+        match self.find(ty) {
+            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
+            Err(i) => {
+                self.0.insert(i, (ty, value));
+                None
+            }
+        }
+    }
+
+    /// Removes `ty`; returns its value.
+    pub fn remove(&mut self, ty: &CK_ATTRIBUTE_TYPE) -> Option<Value> {
+        self.find(*ty).ok().map(|i| self.0.remove(i).1)
+    }
+
+    /// The value of `ty`, set to `default()` first when absent.
+    pub fn get_or_insert_with(
+        &mut self,
+        ty: CK_ATTRIBUTE_TYPE,
+        default: impl FnOnce() -> Value,
+    ) -> &mut Value {
+        let i = match self.find(ty) {
+            Ok(i) => i,
+            Err(i) => {
+                self.0.insert(i, (ty, default()));
+                i
+            }
+        };
+        &mut self.0[i].1
+    }
+
+    /// Every attribute, by type.
+    pub fn iter(&self) -> impl Iterator<Item = (&CK_ATTRIBUTE_TYPE, &Value)> {
+        self.0.iter().map(|(t, v)| (t, v))
+    }
+
+    /// Every value, by type.
+    pub fn values(&self) -> impl Iterator<Item = &Value> {
+        self.0.iter().map(|(_, v)| v)
+    }
+
+    /// How many attributes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl FromIterator<(CK_ATTRIBUTE_TYPE, Value)> for Attributes {
+    /// Later values of a type replace earlier ones, as inserting them in turn would.
+    fn from_iter<I: IntoIterator<Item = (CK_ATTRIBUTE_TYPE, Value)>>(iter: I) -> Attributes {
+        let mut pairs: Vec<_> = iter.into_iter().collect();
+        if !pairs.windows(2).all(|w| w[0].0 < w[1].0) {
+            // Stable: of equal types, the last one given stays last; keep it.
+            pairs.sort_by_key(|(t, _)| *t);
+            let mut kept: Vec<(CK_ATTRIBUTE_TYPE, Value)> = Vec::with_capacity(pairs.len());
+            for pair in pairs {
+                match kept.last_mut() {
+                    Some(last) if last.0 == pair.0 => *last = pair,
+                    _ => kept.push(pair),
+                }
+            }
+            pairs = kept;
+        }
+        Attributes(pairs)
+    }
+}
+
+impl Extend<(CK_ATTRIBUTE_TYPE, Value)> for Attributes {
+    fn extend<I: IntoIterator<Item = (CK_ATTRIBUTE_TYPE, Value)>>(&mut self, iter: I) {
+        for (t, v) in iter {
+            self.insert(t, v);
+        }
+    }
+}
+
+impl IntoIterator for Attributes {
+    type Item = (CK_ATTRIBUTE_TYPE, Value);
+    type IntoIter = std::vec::IntoIter<(CK_ATTRIBUTE_TYPE, Value)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+/// Stored as a map: a count and (type, value) pairs in type order, as the first stores wrote
+/// them.
+impl Serialize for Attributes {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(t, v)| (t, v)))
+    }
+}
+
+impl<'de> Deserialize<'de> for Attributes {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Attributes, D::Error> {
+        // (A map and a sequence of pairs are the same bytes in the store's encoding.)
+        Ok(Vec::<(CK_ATTRIBUTE_TYPE, Value)>::deserialize(d)?
+            .into_iter()
+            .collect())
+    }
+}
 
 /// Key material attributes (CKA_VALUE of a secret key, RSA private components, ...), zeroized
 /// when dropped.

@@ -13,6 +13,7 @@ use super::keys;
 use super::object::{sealing_aad, Attributes, Object, ObjectRecord, SecretAttributes, SecretSlot};
 use super::session::{FindOperation, LoginState, Session};
 use super::Token;
+use crate::store::objects_cache::Stamp;
 
 /// A caller's template, decoded: (type, value) in the caller's order.
 pub type Template = Vec<(CK_ATTRIBUTE_TYPE, Value)>;
@@ -140,7 +141,7 @@ pub fn build_attributes(
         }
     }
     for (ty, value) in defaults(class, key_type, origin) {
-        attrs.entry(ty).or_insert(value);
+        attrs.get_or_insert_with(ty, || value);
     }
     attrs.insert(CKA_CLASS, Value::Ulong(class as u64));
     if let Some(kt) = key_type {
@@ -443,10 +444,11 @@ impl Token {
         Ok(handles)
     }
 
-    /// Reads every token object at start (key material stays sealed until first use).
-    pub(crate) fn load_objects(&self) -> Result<()> {
+    /// Reads every token object out of the store at start (key material stays sealed until
+    /// first use), and writes the objects cache of them unless it is `cached`.
+    pub(crate) fn load_objects(&self, uuid: [u8; 16], cached: Option<Stamp>) -> Result<()> {
         self.store
-            .for_each_object(|id, record: ObjectRecord| {
+            .load_objects(uuid, cached, |id, record: ObjectRecord| {
                 let handle = self.objects.new_handle();
                 self.objects
                     .insert(Arc::new(stored_object(handle, id, record, None)));
@@ -818,7 +820,7 @@ fn key_subject(object: &Object) -> String {
 }
 
 /// A token object as its store record describes it.
-fn stored_object(
+pub(crate) fn stored_object(
     handle: CK_OBJECT_HANDLE,
     id: u64,
     record: ObjectRecord,
