@@ -50,37 +50,6 @@ fn rsa_field(text: &str, name: &str) -> Vec<u8> {
     v
 }
 
-fn sign(
-    lib: &Lib,
-    h: CK_SESSION_HANDLE,
-    key: CK_OBJECT_HANDLE,
-    mechanism: CK_MECHANISM_TYPE,
-    data: &[u8],
-) -> Vec<u8> {
-    let mut m = CK_MECHANISM {
-        mechanism,
-        pParameter: std::ptr::null_mut(),
-        ulParameterLen: 0,
-    };
-    assert_rv!(call!(lib, C_SignInit, h, &mut m, key), CKR_OK);
-    let mut sig = vec![0u8; 1024];
-    let mut len = sig.len() as CK_ULONG;
-    assert_rv!(
-        call!(
-            lib,
-            C_Sign,
-            h,
-            data.as_ptr() as *mut u8,
-            data.len() as CK_ULONG,
-            sig.as_mut_ptr(),
-            &mut len
-        ),
-        CKR_OK
-    );
-    sig.truncate(len as usize);
-    sig
-}
-
 fn verify(
     lib: &Lib,
     h: CK_SESSION_HANDLE,
@@ -174,7 +143,7 @@ fn ec_key_import_rfc6979_vector() {
             lib.attr_rv(h, private, CKA_VALUE).0,
             CKR_ATTRIBUTE_SENSITIVE
         );
-        let sig = sign(&lib, h, private, CKM_ECDSA_SHA256, b"sample");
+        let sig = lib.sign(h, private, CKM_ECDSA_SHA256, b"sample");
         assert_rv!(
             verify(&lib, h, public, CKM_ECDSA_SHA256, b"sample", &sig),
             CKR_OK
@@ -234,7 +203,7 @@ fn ec_key_import_rfc6979_vector() {
                 ],
             )
             .unwrap();
-        let sig = sign(&lib, h, found[0], CKM_ECDSA_SHA256, b"sample");
+        let sig = lib.sign(h, found[0], CKM_ECDSA_SHA256, b"sample");
         assert_rv!(
             verify(&lib, h, public, CKM_ECDSA_SHA256, b"sample", &sig),
             CKR_OK
@@ -301,7 +270,7 @@ fn rsa_key_import_from_openssl() {
             &pem,
             &data.display().to_string(),
         ]);
-        assert_eq!(sign(&lib, h, key, CKM_SHA256_RSA_PKCS, b"payload"), theirs);
+        assert_eq!(lib.sign(h, key, CKM_SHA256_RSA_PKCS, b"payload"), theirs);
         // A private exponent that does not fit the modulus is refused.
         let mut bad = d.clone();
         bad[10] ^= 0x40;

@@ -250,32 +250,6 @@ fn layout_1_audit_log_moves_to_its_file_once() {
     });
 }
 
-/// HMAC-SHA256 of `data` with `key`.
-fn hmac(lib: &Lib, h: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE, data: &[u8]) -> Vec<u8> {
-    let mut m = CK_MECHANISM {
-        mechanism: CKM_SHA256_HMAC,
-        pParameter: null_mut(),
-        ulParameterLen: 0,
-    };
-    assert_rv!(call!(lib, C_SignInit, h, &mut m, key), CKR_OK);
-    let mut mac = vec![0u8; 64];
-    let mut len = mac.len() as CK_ULONG;
-    assert_rv!(
-        call!(
-            lib,
-            C_Sign,
-            h,
-            data.as_ptr() as *mut u8,
-            data.len() as CK_ULONG,
-            mac.as_mut_ptr(),
-            &mut len
-        ),
-        CKR_OK
-    );
-    mac.truncate(len as usize);
-    mac
-}
-
 /// The objects cache (`objects.cache`): written when the objects were loaded from sled, used
 /// when it matches the store, passed over when a write came after it or it is damaged. The
 /// objects and their key material are the same either way.
@@ -307,7 +281,7 @@ fn objects_cache_is_used_only_when_it_matches_the_store() {
                     ],
                 )
                 .unwrap();
-            let mac = hmac(&lib, h, key, b"key4c");
+            let mac = lib.sign(h, key, CKM_SHA256_HMAC, b"key4c");
             for i in 0..CACHE_FROM {
                 let (label, value) = (format!("o{i}"), format!("value {i}"));
                 lib.create(
@@ -332,7 +306,7 @@ fn objects_cache_is_used_only_when_it_matches_the_store() {
                 assert_eq!(lib.attr(h, o[0], CKA_VALUE), b"value 777");
                 let k = lib.find(h, &[(CKA_LABEL, S(b"hmac"))]);
                 assert_eq!(k.len(), 1);
-                assert_eq!(hmac(&lib, h, k[0], b"key4c"), mac);
+                assert_eq!(lib.sign(h, k[0], CKM_SHA256_HMAC, b"key4c"), mac);
                 h
             };
             let finalize = || assert_rv!(call!(lib, C_Finalize, null_mut()), CKR_OK);

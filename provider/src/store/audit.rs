@@ -54,9 +54,7 @@ impl AuditFile {
 
     /// Appends one event; durable once [`AuditFile::sync`] returns.
     pub fn append(&mut self, record: &AuditRecord) -> std::io::Result<()> {
-        let mut line = serde_json::to_vec(record).map_err(std::io::Error::other)?;
-        line.push(b'\n');
-        self.write(&line)
+        self.write(&line(record)?)
     }
 
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
@@ -83,6 +81,13 @@ impl Drop for AuditFile {
             log::warn!("cannot sync the audit log: {e}");
         }
     }
+}
+
+/// One event as its line of the file, newline included.
+pub fn line(record: &AuditRecord) -> std::io::Result<Vec<u8>> {
+    let mut line = serde_json::to_vec(record).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    Ok(line)
 }
 
 /// The audit log as read from its file.
@@ -135,15 +140,18 @@ mod tests {
         }
     }
 
+    /// Opens the log in `dir` as a new process would, appends `events`, closes it.
+    fn append(dir: &Path, events: &[u32]) {
+        let mut audit = AuditFile::open(dir).unwrap();
+        for n in events {
+            audit.append(&event(*n)).unwrap();
+        }
+    }
+
     #[test]
     fn appended_events_read_back_in_order_with_exact_bytes() {
         let dir = tempfile::tempdir().unwrap();
-        {
-            let mut audit = AuditFile::open(dir.path()).unwrap();
-            audit.append(&event(1)).unwrap();
-            audit.append(&event(2)).unwrap();
-            audit.sync().unwrap();
-        }
+        append(dir.path(), &[1, 2]);
         let bytes = std::fs::read(dir.path().join(AUDIT_FILE)).unwrap();
         let first = br#"{"time":"2026-11-27T00:00:01Z","event":"login","subject":"User \"quoted\"\nnewline","outcome":"CKR_PIN_INCORRECT"}"#;
         assert_eq!(&bytes[..first.len()], first);
@@ -157,10 +165,7 @@ mod tests {
     #[test]
     fn a_line_cut_by_a_crash_is_skipped_and_the_next_event_kept() {
         let dir = tempfile::tempdir().unwrap();
-        {
-            let mut audit = AuditFile::open(dir.path()).unwrap();
-            audit.append(&event(1)).unwrap();
-        }
+        append(dir.path(), &[1]);
         // A crash in the middle of the second line.
         let path = dir.path().join(AUDIT_FILE);
         let mut bytes = std::fs::read(&path).unwrap();
@@ -169,10 +174,7 @@ mod tests {
         // Not yet ended: the cut line is not counted (it may be being written).
         let log = read(dir.path()).unwrap();
         assert_eq!((log.records.len(), log.damaged), (1, 0));
-        {
-            let mut audit = AuditFile::open(dir.path()).unwrap();
-            audit.append(&event(3)).unwrap();
-        }
+        append(dir.path(), &[3]);
         let log = read(dir.path()).unwrap();
         assert_eq!(log.records, vec![event(1), event(3)]);
         assert_eq!(log.damaged, 1);

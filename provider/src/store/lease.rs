@@ -20,7 +20,6 @@ use parking_lot::{MappedRwLockReadGuard, RwLock, RwLockReadGuard};
 
 use super::audit::AuditLog;
 use super::commit::SideFile;
-use super::objects_cache::Stamp;
 use super::records::{AuditRecord, ServiceRecord, TokenRecord};
 use super::{read_holder_pid, wait_released, OpenStore, StoreError};
 
@@ -224,19 +223,14 @@ impl Store {
         self.with(|s| s.for_each_object(f))
     }
 
-    /// Decodes every object record for `f`, then writes the objects cache of them unless it is
-    /// `cached` ([`OpenStore::load_objects`]).
-    pub fn load_objects<T, F>(
-        &self,
-        uuid: [u8; 16],
-        cached: Option<Stamp>,
-        f: F,
-    ) -> Result<usize, StoreError>
+    /// Decodes every object record for `f`, then writes the objects cache of them
+    /// ([`OpenStore::load_objects`]).
+    pub fn load_objects<T, F>(&self, uuid: [u8; 16], f: F) -> Result<usize, StoreError>
     where
         T: serde::de::DeserializeOwned,
         F: Fn(u64, T) + Sync,
     {
-        self.with(|s| s.load_objects(uuid, cached, f))
+        self.with(|s| s.load_objects(uuid, f))
     }
 
     /// Writes one object record durably.

@@ -314,8 +314,7 @@ impl OpenStore {
         for entry in tree.iter() {
             let (_, bytes) = entry.map_err(|e| self.sled_error(e))?;
             let record: AuditRecord = self.decode(TREE_AUDIT, &bytes)?;
-            text.extend(serde_json::to_vec(&record).map_err(|e| self.io(e.to_string()))?);
-            text.push(b'\n');
+            text.extend(audit::line(&record).map_err(|e| self.io(e.to_string()))?);
         }
         let file = self.path.join(AUDIT_FILE);
         let existing = match std::fs::read(&file) {
@@ -514,13 +513,8 @@ impl OpenStore {
     }
 
     /// [`OpenStore::for_each_object`], then writes the objects cache ([`objects_cache`]) of
-    /// what it read, stamped with the store's `uuid`, unless the cache already is `cached`.
-    pub fn load_objects<T, F>(
-        &self,
-        uuid: [u8; 16],
-        cached: Option<objects_cache::Stamp>,
-        f: F,
-    ) -> Result<usize, StoreError>
+    /// what it read, stamped with the store's `uuid` (called when there was no usable cache).
+    pub fn load_objects<T, F>(&self, uuid: [u8; 16], f: F) -> Result<usize, StoreError>
     where
         T: serde::de::DeserializeOwned,
         F: Fn(u64, T) + Sync,
@@ -531,7 +525,7 @@ impl OpenStore {
         let stamp = objects_cache::Stamp { uuid, seq };
         if n < objects_cache::CACHE_FROM {
             objects_cache::remove(&self.path);
-        } else if cached != Some(stamp) && self.seq() == seq {
+        } else if self.seq() == seq {
             // (Written only when no write came in between: the records are then the store's
             // at `seq`, as the seq lock orders writes.)
             let started = std::time::Instant::now();
@@ -1009,11 +1003,9 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
             copy_dir(&entry.path(), &target)?;
         } else if kind.is_file()
             && name != HOLDER_FILE
-            && !name.to_string_lossy().starts_with(COMMIT_FILE)
-            && !name.to_string_lossy().starts_with(AUDIT_FILE)
-            && !name
-                .to_string_lossy()
-                .starts_with(objects_cache::OBJECTS_CACHE)
+            && ![COMMIT_FILE, AUDIT_FILE, objects_cache::OBJECTS_CACHE]
+                .iter()
+                .any(|not_sled| name.to_string_lossy().starts_with(not_sled))
         {
             // Regular files only: the processes' sockets (lease.rs) are no part of the data.
             std::fs::copy(entry.path(), target)?;

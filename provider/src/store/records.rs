@@ -209,13 +209,20 @@ mod tests {
         let bytes = encode(&rec).unwrap();
         assert_eq!(bytes, expected);
         assert_eq!(decode::<ObjectRecord>(&bytes).unwrap(), rec);
-        // Pairs out of order (no writer made them, a damaged store could) still decode.
-        let mut unordered = vec![1, 2, 1, 3, 2];
+        // Pairs out of order or repeated (no writer made them, a damaged store could) still
+        // decode; of a repeated type the last value stays, as inserting them in turn would.
+        let mut unordered = vec![1, 2, 1, 3, 3];
         unordered.extend([0x03, 2, 2, b'a', b'b']);
+        unordered.extend([0x01, 0, 0]);
         unordered.extend([0x01, 0, 1]);
         unordered.push(0);
         let back = decode::<ObjectRecord>(&unordered).unwrap();
-        assert_eq!(back.attrs.get(&0x01), Some(&Value::Bool(true)));
-        assert_eq!(back.attrs.get(&0x03), Some(&Value::Bytes(b"ab".to_vec())));
+        assert_eq!(
+            back.attrs.iter().collect::<Vec<_>>(),
+            [
+                (&0x01, &Value::Bool(true)),
+                (&0x03, &Value::Bytes(b"ab".to_vec()))
+            ]
+        );
     }
 }

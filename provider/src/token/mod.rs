@@ -133,13 +133,8 @@ impl Token {
                 token.objects = objects;
                 true
             }
-            Some((stamp, stale)) => {
-                drop(stale);
-                token.load_objects(uuid, Some(stamp))?;
-                false
-            }
-            None => {
-                token.load_objects(uuid, None)?;
+            _ => {
+                token.load_objects(uuid)?;
                 false
             }
         };

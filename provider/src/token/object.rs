@@ -54,22 +54,6 @@ impl Attributes {
         self.find(*ty).ok().map(|i| self.0.remove(i).1)
     }
 
-    /// The value of `ty`, set to `default()` first when absent.
-    pub fn get_or_insert_with(
-        &mut self,
-        ty: CK_ATTRIBUTE_TYPE,
-        default: impl FnOnce() -> Value,
-    ) -> &mut Value {
-        let i = match self.find(ty) {
-            Ok(i) => i,
-            Err(i) => {
-                self.0.insert(i, (ty, default()));
-                i
-            }
-        };
-        &mut self.0[i].1
-    }
-
     /// Every attribute, by type.
     pub fn iter(&self) -> impl Iterator<Item = (&CK_ATTRIBUTE_TYPE, &Value)> {
         self.0.iter().map(|(t, v)| (t, v))
@@ -78,16 +62,6 @@ impl Attributes {
     /// Every value, by type.
     pub fn values(&self) -> impl Iterator<Item = &Value> {
         self.0.iter().map(|(_, v)| v)
-    }
-
-    /// How many attributes.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// Whether there is none.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
     }
 }
 
@@ -108,22 +82,6 @@ impl FromIterator<(CK_ATTRIBUTE_TYPE, Value)> for Attributes {
             pairs = kept;
         }
         Attributes(pairs)
-    }
-}
-
-impl Extend<(CK_ATTRIBUTE_TYPE, Value)> for Attributes {
-    fn extend<I: IntoIterator<Item = (CK_ATTRIBUTE_TYPE, Value)>>(&mut self, iter: I) {
-        for (t, v) in iter {
-            self.insert(t, v);
-        }
-    }
-}
-
-impl IntoIterator for Attributes {
-    type Item = (CK_ATTRIBUTE_TYPE, Value);
-    type IntoIter = std::vec::IntoIter<(CK_ATTRIBUTE_TYPE, Value)>;
-    fn into_iter(self) -> Self::IntoIter {
-        self.0.into_iter()
     }
 }
 

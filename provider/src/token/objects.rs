@@ -13,7 +13,6 @@ use super::keys;
 use super::object::{sealing_aad, Attributes, Object, ObjectRecord, SecretAttributes, SecretSlot};
 use super::session::{FindOperation, LoginState, Session};
 use super::Token;
-use crate::store::objects_cache::Stamp;
 
 /// A caller's template, decoded: (type, value) in the caller's order.
 pub type Template = Vec<(CK_ATTRIBUTE_TYPE, Value)>;
@@ -141,7 +140,9 @@ pub fn build_attributes(
         }
     }
     for (ty, value) in defaults(class, key_type, origin) {
-        attrs.get_or_insert_with(ty, || value);
+        if !attrs.contains_key(&ty) {
+            attrs.insert(ty, value);
+        }
     }
     attrs.insert(CKA_CLASS, Value::Ulong(class as u64));
     if let Some(kt) = key_type {
@@ -445,10 +446,10 @@ impl Token {
     }
 
     /// Reads every token object out of the store at start (key material stays sealed until
-    /// first use), and writes the objects cache of them unless it is `cached`.
-    pub(crate) fn load_objects(&self, uuid: [u8; 16], cached: Option<Stamp>) -> Result<()> {
+    /// first use), and writes the objects cache of them.
+    pub(crate) fn load_objects(&self, uuid: [u8; 16]) -> Result<()> {
         self.store
-            .load_objects(uuid, cached, |id, record: ObjectRecord| {
+            .load_objects(uuid, |id, record: ObjectRecord| {
                 let handle = self.objects.new_handle();
                 self.objects
                     .insert(Arc::new(stored_object(handle, id, record, None)));

@@ -421,6 +421,38 @@ impl Lib {
         call!(self, C_SetAttributeValue, h, o, t.ptr(), t.len())
     }
 
+    /// Single-part C_Sign of `data` with `key` and a parameterless `mechanism`.
+    pub fn sign(
+        &self,
+        h: CK_SESSION_HANDLE,
+        key: CK_OBJECT_HANDLE,
+        mechanism: CK_MECHANISM_TYPE,
+        data: &[u8],
+    ) -> Vec<u8> {
+        let mut m = CK_MECHANISM {
+            mechanism,
+            pParameter: std::ptr::null_mut(),
+            ulParameterLen: 0,
+        };
+        assert_rv!(call!(self, C_SignInit, h, &mut m, key), CKR_OK);
+        let mut sig = vec![0u8; 1024];
+        let mut len = sig.len() as CK_ULONG;
+        assert_rv!(
+            call!(
+                self,
+                C_Sign,
+                h,
+                data.as_ptr() as *mut u8,
+                data.len() as CK_ULONG,
+                sig.as_mut_ptr(),
+                &mut len
+            ),
+            CKR_OK
+        );
+        sig.truncate(len as usize);
+        sig
+    }
+
     /// A User session on a provisioned token.
     pub fn user_session(&self) -> CK_SESSION_HANDLE {
         let h = self.open_rw();
