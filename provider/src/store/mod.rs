@@ -162,6 +162,7 @@ impl OpenStore {
             Err(e) => return Err(io(format!("cannot read {COMMIT_FILE}: {e}"))),
         };
         let acknowledged = side.map(|(seq, _)| seq);
+        remove_cut_snapshots(path);
         let started = std::time::Instant::now();
         let verdict = check_log(path, acknowledged)?;
         log::debug!(
@@ -829,6 +830,31 @@ fn lock_log(path: &Path) -> Result<Option<std::fs::File>, StoreError> {
             });
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// Removes what a process killed while sled wrote its snapshot left: sled writes
+/// `snap.<LSN>.generating`, syncs it, renames it to `snap.<LSN>`, and reads the greatest
+/// `snap.` name, so sled 0.34 would take the cut file for the newest snapshot and fail on it
+/// (the store refused as corrupt). The snapshot is only an index of the log: without it sled
+/// uses the one before and replays the log from there, as it would had the kill come a moment
+/// earlier. Called under sled's lock, before sled runs.
+fn remove_cut_snapshots(path: &Path) {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => log::warn!(
+                    "store {}: removed {name}, a snapshot sled was writing when its process ended",
+                    path.display()
+                ),
+                Err(e) => log::warn!("store {}: cannot remove {name}: {e}", path.display()),
+            }
+        }
     }
 }
 
