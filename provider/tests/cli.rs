@@ -34,8 +34,9 @@ impl Env {
         let dir = tempfile::tempdir().expect("temp dir");
         let p = |s: &str| dir.path().join(s).display().to_string();
         let config = format!(
-            "store = {:?}\nkdf_iterations = 1000\noutbox = {:?}\nvendor_public_key = {:?}\nmail_from = \"key4c-vendor@example.net\"\n{extra}\n",
+            "store = {:?}\nstate_dir = {:?}\nkdf_iterations = 1000\noutbox = {:?}\nvendor_public_key = {:?}\nmail_from = \"key4c-vendor@example.net\"\n{extra}\n",
             p("store"),
+            p("state"),
             p("outbox"),
             p("vendor/vendor.pub"),
         );

@@ -18,6 +18,10 @@ use std::path::{Path, PathBuf};
 use std::ptr::null_mut;
 use std::time::{Duration, Instant};
 
+/// These tests open copies of one reference store again and again, which is what a restore
+/// from a copy looks like (store::rollback): that check is off here.
+const COPIES: &str = "restore_check = false";
+
 /// How long one open of a damaged store may take.
 const OPEN_LIMIT: Duration = Duration::from_secs(20);
 
@@ -192,6 +196,8 @@ fn copy_store(from: &Path, to: &Path) {
         std::fs::create_dir_all(target.parent().unwrap()).unwrap();
         std::fs::write(target, bytes).unwrap();
     }
+    // Private, as the module makes stores (it refuses looser ones).
+    set_mode_recursive(to, 0o700, 0o600);
 }
 
 /// The files of a store that hold its data: everything but sled's snapshot index and the
@@ -343,7 +349,7 @@ fn bit_flips_in_the_store() {
     if step().as_deref() == Some("open") {
         return open_and_report();
     }
-    isolated_reporting(NAME, "", || {
+    isolated_reporting(NAME, COPIES, || {
         let (state_a, state_b, work, mut tally) = reference_stores(NAME);
         let mut rng = Rng::new(test_seed(NAME));
         let flips = scaled(48);
@@ -390,7 +396,7 @@ fn truncated_store() {
     if step().as_deref() == Some("open") {
         return open_and_report();
     }
-    isolated_reporting(NAME, "", || {
+    isolated_reporting(NAME, COPIES, || {
         build_reference_store();
         let state_b = store_dir();
         let state_a = state_b.parent().unwrap().join("state-a");
@@ -485,7 +491,7 @@ fn report(name: &str, n: usize, tally: &Tally, start: Instant) {
 
 /// A store directory the process may not write: C_Initialize refuses it with
 /// CKR_DEVICE_ERROR and a log line, and nothing in it changes. Run as an unprivileged user
-/// when the tests run as root (root ignores permission bits).
+/// that owns the store when the tests run as root (root ignores permission bits).
 #[test]
 fn read_only_store_is_refused() {
     const NAME: &str = "read_only_store_is_refused";
@@ -502,17 +508,30 @@ fn read_only_store_is_refused() {
         }
         return open_and_report();
     }
-    isolated_reporting(NAME, "", || {
+    isolated_reporting(NAME, COPIES, || {
         build_reference_store();
         let store = store_dir();
         let parent = store.parent().unwrap();
         let before = data_files(&store);
-        // Readable by everyone (the unprivileged child must be able to reach it), writable
-        // by no one.
-        set_mode_recursive(parent, 0o755, 0o644);
-        set_mode_recursive(&store, 0o555, 0o444);
+        // The unprivileged child reaches the store through its parent and owns it (a private
+        // store is used by its owner only); nobody may write it.
+        std::fs::set_permissions(parent, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let owner = |uid: &str| {
+            let ok = std::process::Command::new("chown")
+                .args(["-R", uid])
+                .arg(&store)
+                .status()
+                .unwrap()
+                .success();
+            // Only root may give a file away; as another user the store stays its own.
+            assert!(ok || unsafe { libc::geteuid() } != 0, "chown -R {uid}");
+        };
+        owner("65534:65534");
+        set_mode_recursive(&store, 0o500, 0o400);
         let seen = open_in_child_as(NAME, "open-unprivileged", &store);
-        set_mode_recursive(&store, 0o755, 0o644);
+        owner("0:0");
+        set_mode_recursive(&store, 0o700, 0o600);
         let seen = seen.expect("the open finished");
         assert_eq!(seen.rv, "CKR_DEVICE_ERROR", "{}", seen.stdout);
         assert!(
@@ -582,7 +601,7 @@ fn disk_full() {
         Some("open") => return open_and_report(),
         _ => {}
     }
-    isolated_reporting(NAME, "", || {
+    isolated_reporting(NAME, COPIES, || {
         let mnt = store_dir().parent().unwrap().join("small");
         let Some(fs) = SmallFs::mount(&mnt, "2m") else {
             eprintln!("REPORT disk_full: SKIPPED: cannot mount a tmpfs here (needs root with CAP_SYS_ADMIN)");
@@ -590,12 +609,14 @@ fn disk_full() {
         };
         let store = fs.path.join("store");
         let ack = fs.path.parent().unwrap().join("acked");
+        let log = fs.path.parent().unwrap().join("fill.log");
         let out = run_step_limited(
             NAME,
             "fill",
             &[
                 ("KEY4C_STORE", store.display().to_string()),
                 ("KEY4C_TEST_ACK", ack.display().to_string()),
+                ("KEY4C_LOG_FILE", log.display().to_string()),
             ],
             Duration::from_secs(120),
         )
@@ -615,6 +636,11 @@ fn disk_full() {
                 .collect::<Vec<_>>()
                 .join("; ")
         );
+        // The failure is one sentence a user can act on, never a debug dump of error types.
+        let log = std::fs::read_to_string(&log).unwrap();
+        let full = format!("no space left on device while writing {}", store.display());
+        assert!(log.contains(&full), "{log}");
+        assert!(!log.contains("Custom {") && !log.contains("kind:"), "{log}");
         // Space back: the store opens and has every acknowledged object.
         let acked = std::fs::read_to_string(&ack).unwrap_or_default();
         let free = fs.path.join("filler");
@@ -771,7 +797,7 @@ fn two_bit_flips_in_the_store() {
     if step().as_deref() == Some("open") {
         return open_and_report();
     }
-    isolated_reporting(NAME, "", || {
+    isolated_reporting(NAME, COPIES, || {
         let (state_a, state_b, work, mut tally) = reference_stores(NAME);
         let mut rng = Rng::new(test_seed(NAME));
         let n = scaled(24);
@@ -828,7 +854,7 @@ fn torn_tail_after_the_last_acknowledged_write_opens() {
     if step().as_deref() == Some("open") {
         return open_and_report();
     }
-    isolated_reporting(NAME, "", || {
+    isolated_reporting(NAME, COPIES, || {
         build_reference_store();
         let store = store_dir();
         let mut rng = Rng::new(test_seed(NAME));
@@ -876,7 +902,7 @@ fn rolled_back_log_is_refused() {
         }
         _ => {}
     }
-    isolated_reporting(NAME, "", || {
+    isolated_reporting(NAME, COPIES, || {
         use key4c_pkcs11::store::commit::COMMIT_FILE;
         build_reference_store();
         let store = store_dir();

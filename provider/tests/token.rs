@@ -792,8 +792,13 @@ fn set_attribute_racing_destroy_never_resurrects_an_object() {
             let mut alive = handles;
             let mut n = 0u64;
             let done = store_dir().parent().unwrap().join("destroyed");
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
             // Until every object is gone, or (a resurrected one never goes) the destroyer is done.
             while !alive.is_empty() && !done.exists() {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the destroyer never finished"
+                );
                 n += 1;
                 let value = n.to_string();
                 alive.retain(|&o| {
@@ -809,6 +814,14 @@ fn set_attribute_racing_destroy_never_resurrects_an_object() {
             assert_rv!(call!(lib, C_Finalize, null_mut()), CKR_OK);
         }
         Some("destroyer") => {
+            // Done, even when failing: the setter waits for it.
+            struct Done;
+            impl Drop for Done {
+                fn drop(&mut self) {
+                    let _ = std::fs::write(store_dir().parent().unwrap().join("destroyed"), b"");
+                }
+            }
+            let _done = Done;
             let lib = Lib::load();
             lib.init();
             let h = lib.user_session();
@@ -828,7 +841,6 @@ fn set_attribute_racing_destroy_never_resurrects_an_object() {
                 assert_rv!(call!(lib, C_DestroyObject, h, found[0]), CKR_OK);
             }
             assert_rv!(call!(lib, C_Finalize, null_mut()), CKR_OK);
-            std::fs::write(store_dir().parent().unwrap().join("destroyed"), b"").unwrap();
         }
         Some(other) => panic!("unknown step {other}"),
     });

@@ -18,12 +18,14 @@
 //! recovered on a copy. Once sled has opened the store, its commit counter must be at least the
 //! side file's.
 
+pub mod access;
 pub mod audit;
 pub mod commit;
 mod lease;
 pub mod log_check;
 pub mod objects_cache;
 pub mod records;
+pub mod rollback;
 
 pub use lease::{Lease, Store};
 
@@ -36,6 +38,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::Transactional;
 
 use crate::crypto::master_key::{MAX_KDF_ITERATIONS, MIN_KDF_ITERATIONS};
+use access::Access;
 use audit::{AuditFile, AUDIT_FILE};
 use commit::{SideError, SideFile, COMMIT_FILE};
 use log_check::Verdict;
@@ -55,6 +58,18 @@ const STORE_LAYOUT: u32 = 2;
 pub const HOLDER_FILE: &str = "key4c.holder";
 /// How long opening a store waits for this same process's previous instance to release it.
 const OWN_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How a store is opened.
+#[derive(Debug, Clone, Default)]
+pub struct StoreOptions {
+    /// Who may read it.
+    pub access: Access,
+    /// This user's state directory, where the newest commit seen of each token is kept
+    /// ([`rollback`]); `None`: a restored store is not noticed.
+    pub state_dir: Option<PathBuf>,
+    /// Open a store older than the newest commit seen (the SO accepting a deliberate restore).
+    pub accept_restore: bool,
+}
 
 /// Why the store cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -82,6 +97,24 @@ pub enum StoreError {
         path: PathBuf,
         /// What was wrong.
         detail: String,
+    },
+    /// Open to more users than the configuration allows: refused before anything is read.
+    #[error("the store {path} is refused: {detail}")]
+    Access {
+        /// Store directory.
+        path: PathBuf,
+        /// What is open to whom, and the fix.
+        detail: String,
+    },
+    /// Older than what this user has seen of it: put back from a copy.
+    #[error("the store {path} holds write #{seq}, but this user has seen write #{seen} of it: it was restored from an earlier copy, which also rolls the PIN failure counters back. Nothing in it was changed. If the restore was deliberate, the SO accepts it with `key4c store accept-restore`")]
+    RolledBack {
+        /// Store directory.
+        path: PathBuf,
+        /// The store's commit number.
+        seq: u64,
+        /// The newest one seen.
+        seen: u64,
     },
     /// An I/O failure (permissions, disk full, ...).
     #[error("store {path}: {detail}")]
@@ -111,6 +144,9 @@ static SLED_STARTED_IN: AtomicU32 = AtomicU32::new(0);
 /// [`Store`], which opens it when needed and lets go of it when another process asks.
 pub struct OpenStore {
     path: PathBuf,
+    access: Access,
+    /// The newest commit this user has seen of the token, kept outside the store.
+    seen: rollback::Seen,
     db: sled::Db,
     objects: sled::Tree,
     /// The audit log, opened at the first event this process records.
@@ -123,8 +159,9 @@ pub struct OpenStore {
 }
 
 impl OpenStore {
-    /// Opens (creating if absent) the store in `path`.
-    pub fn open(path: &Path) -> Result<OpenStore, StoreError> {
+    /// Opens (creating if absent) the store in `path` as `options` say.
+    pub fn open(path: &Path, options: &StoreOptions) -> Result<OpenStore, StoreError> {
+        let access = options.access;
         let io = |detail: String| StoreError::Io {
             path: path.to_path_buf(),
             detail,
@@ -145,8 +182,8 @@ impl OpenStore {
             path: path.to_path_buf(),
             detail,
         };
-        std::fs::create_dir_all(path)
-            .map_err(|e| io(format!("cannot create the directory: {e}")))?;
+        access::create_dir(path, access).map_err(|e| io(io_sentence(&e, "creating", path)))?;
+        access::check(path, access)?;
         // sled's lock, held while its files are checked: nobody writes them meanwhile.
         let lock = lock_log(path)?;
         let side = match SideFile::read(path) {
@@ -183,6 +220,7 @@ impl OpenStore {
         }
         drop(lock);
         let db = open_sled(path)?;
+        access::restrict_sled_files(path, access);
         let objects = db.open_tree(TREE_OBJECTS).map_err(|e| io(e.to_string()))?;
         let recorded = match db.get(KEY_COMMIT).map_err(|e| io(e.to_string()))? {
             Some(v) => Some(
@@ -217,11 +255,13 @@ impl OpenStore {
             }
             // A new store, or one written before the commit counter: it starts at 0, durably,
             // before anything else is written.
-            (None, None) => SideFile::create(path, 0)
-                .map_err(|e| io(format!("cannot create {COMMIT_FILE}: {e}")))?,
+            (None, None) => SideFile::create(path, 0, access)
+                .map_err(|e| io(io_sentence(&e, "creating", &path.join(COMMIT_FILE))))?,
         };
-        let store = OpenStore {
+        let mut store = OpenStore {
             path: path.to_path_buf(),
+            access,
+            seen: rollback::Seen::new(None, [0; 16]),
             db,
             objects,
             audit: Mutex::new(None),
@@ -229,11 +269,27 @@ impl OpenStore {
             side: Mutex::new(side),
         };
         store.check_or_create_format(is_new)?;
+        store.seen = rollback::Seen::new(options.state_dir.as_deref(), store.service()?.uuid);
+        let seq = store.seq();
+        match store.seen.newest() {
+            Some(seen) if seen > seq && !options.accept_restore => {
+                return Err(StoreError::RolledBack {
+                    path: path.to_path_buf(),
+                    seq,
+                    seen,
+                })
+            }
+            Some(seen) if seen > seq => log::warn!(
+                "store {}: holds write #{seq}, write #{seen} was seen: opened to accept the restore",
+                path.display()
+            ),
+            _ => store.seen.record(seq),
+        }
         if recorded.is_none() && !is_new {
             // Written before the commit counter: from now on it is counted.
             store.write_durable(|_| Ok(()))?;
         }
-        write_holder(path);
+        write_holder(path, access);
         Ok(store)
     }
 
@@ -327,7 +383,11 @@ impl OpenStore {
             text.extend_from_slice(&existing);
             let moving = self.path.join(format!("{AUDIT_FILE}.moving"));
             let write = || -> std::io::Result<()> {
-                let mut f = std::fs::File::create(&moving)?;
+                let mut f = access::create_options(self.access)
+                    .write(true)
+                    .truncate(true)
+                    .open(&moving)?;
+                access::restrict(&moving, self.access)?;
                 std::io::Write::write_all(&mut f, &text)?;
                 f.sync_all()?;
                 std::fs::rename(&moving, &file)?;
@@ -373,9 +433,9 @@ impl OpenStore {
             let seq = *last + 1;
             let record = commit::encode_record(seq);
             if let Some(audit) = self.audit.lock().as_mut() {
-                audit
-                    .sync()
-                    .map_err(|e| self.io(format!("cannot write {AUDIT_FILE}: {e}")))?;
+                audit.sync().map_err(|e| {
+                    self.io(io_sentence(&e, "writing", &self.path.join(AUDIT_FILE)))
+                })?;
             }
             let out = (&*self.db as &sled::Tree, &self.objects)
                 .transaction(|trees| {
@@ -383,8 +443,13 @@ impl OpenStore {
                     trees.0.insert(KEY_COMMIT, &record[..])?;
                     Ok(out)
                 })
-                .map_err(|e: sled::transaction::TransactionError<()>| {
-                    self.io(format!("cannot write: {e:?}"))
+                .map_err(|e: sled::transaction::TransactionError<()>| match e {
+                    sled::transaction::TransactionError::Storage(e) => {
+                        self.io(sled_sentence(&e, "writing", &self.path.join("db")))
+                    }
+                    sled::transaction::TransactionError::Abort(()) => {
+                        self.io("the write was aborted".into())
+                    }
                 })?;
             *last = seq;
             (seq, out)
@@ -392,10 +457,23 @@ impl OpenStore {
         self.flush()?;
         self.side.lock().record(seq).map_err(|e| {
             self.io(format!(
-                "the write is durable but {COMMIT_FILE} could not record it: {e}"
+                "the write is durable but {COMMIT_FILE} could not record it: {}",
+                io_sentence(&e, "writing", &self.path.join(COMMIT_FILE))
             ))
         })?;
+        self.seen.record(seq);
         Ok(out)
+    }
+
+    /// Accepts the store as it is after a deliberate restore: its commit number becomes the
+    /// newest this user has seen.
+    pub fn accept_restore(&self) -> Result<(), StoreError> {
+        let seq = self.seq();
+        self.seen.reset(seq).map_err(|e| {
+            self.io(format!(
+                "cannot record write #{seq} as the newest seen: {e}"
+            ))
+        })
     }
 
     /// The service record (created with the store).
@@ -435,14 +513,14 @@ impl OpenStore {
         f: impl FnOnce(&mut AuditFile) -> std::io::Result<()>,
     ) -> Result<(), StoreError> {
         let mut audit = self.audit.lock();
-        let file = match audit.as_mut() {
-            Some(file) => file,
-            None => audit.insert(
-                AuditFile::open(&self.path)
-                    .map_err(|e| self.io(format!("cannot open {AUDIT_FILE}: {e}")))?,
-            ),
-        };
-        f(file).map_err(|e| self.io(format!("cannot write {AUDIT_FILE}: {e}")))
+        let file =
+            match audit.as_mut() {
+                Some(file) => file,
+                None => audit.insert(AuditFile::open(&self.path, self.access).map_err(|e| {
+                    self.io(io_sentence(&e, "opening", &self.path.join(AUDIT_FILE)))
+                })?),
+            };
+        f(file).map_err(|e| self.io(io_sentence(&e, "writing", &self.path.join(AUDIT_FILE))))
     }
 
     /// The token record, `None` before the first C_InitToken.
@@ -534,7 +612,7 @@ impl OpenStore {
                 let id = <[u8; 8]>::try_from(k.as_ref()).unwrap_or_default();
                 (u64::from_be_bytes(id), v.as_ref())
             });
-            match objects_cache::write(&self.path, stamp, records) {
+            match objects_cache::write(&self.path, stamp, records, self.access) {
                 Ok(()) => log::debug!(
                     "store {}: objects cache written in {:?}",
                     self.path.display(),
@@ -691,7 +769,7 @@ impl OpenStore {
     fn flush(&self) -> Result<(), StoreError> {
         self.db
             .flush()
-            .map_err(|e| self.io(format!("cannot make the write durable: {e}")))?;
+            .map_err(|e| self.io(sled_sentence(&e, "writing", &self.path.join("db"))))?;
         Ok(())
     }
 
@@ -727,8 +805,38 @@ impl OpenStore {
                 path: self.path.clone(),
                 detail: format!("sled cannot read a page: {e}"),
             },
-            e => self.io(e.to_string()),
+            e => self.io(sled_sentence(&e, "reading", &self.path.join("db"))),
         }
+    }
+}
+
+/// One sentence for an I/O failure, as a user reads it: "no space left on device while writing
+/// /path/db" (never a debug dump of nested error types).
+pub(crate) fn io_sentence(e: &std::io::Error, doing: &str, path: &Path) -> String {
+    use std::io::ErrorKind;
+    let what = match (e.kind(), e.raw_os_error()) {
+        (ErrorKind::StorageFull, _) | (_, Some(libc::ENOSPC)) => "no space left on device".into(),
+        (ErrorKind::QuotaExceeded, _) | (_, Some(libc::EDQUOT)) => "disk quota exceeded".into(),
+        (ErrorKind::PermissionDenied, _) => "permission denied".into(),
+        (ErrorKind::ReadOnlyFilesystem, _) => "read-only file system".into(),
+        _ => {
+            // std's text is "Message (os error N)": the message alone, as a clause.
+            let text = e.to_string();
+            let text = text.split(" (os error").next().unwrap_or_default();
+            let mut chars = text.chars();
+            chars.next().map_or_else(String::new, |c| {
+                c.to_lowercase().chain(chars).collect::<String>()
+            })
+        }
+    };
+    format!("{what} while {doing} {}", path.display())
+}
+
+/// [`io_sentence`] for sled's errors (sled wraps the I/O error it met).
+fn sled_sentence(e: &sled::Error, doing: &str, path: &Path) -> String {
+    match e {
+        sled::Error::Io(e) => io_sentence(e, doing, path),
+        e => e.to_string(),
     }
 }
 
@@ -1040,12 +1148,21 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-fn write_holder(path: &Path) {
+fn write_holder(path: &Path, access: Access) {
     let exe = std::env::current_exe()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| "?".into());
     let text = format!("pid {} ({exe})\n", std::process::id());
-    if let Err(e) = std::fs::write(path.join(HOLDER_FILE), text) {
+    let file = path.join(HOLDER_FILE);
+    let write = || -> std::io::Result<()> {
+        let mut f = access::create_options(access)
+            .write(true)
+            .truncate(true)
+            .open(&file)?;
+        std::io::Write::write_all(&mut f, text.as_bytes())?;
+        access::restrict(&file, access)
+    };
+    if let Err(e) = write() {
         log::debug!("cannot write the holder file in {}: {e}", path.display());
     }
 }
@@ -1076,7 +1193,7 @@ mod tests {
     #[test]
     fn for_each_object_reports_a_bad_record_among_many() {
         let dir = tempfile::tempdir().unwrap();
-        let store = OpenStore::open(dir.path()).unwrap();
+        let store = OpenStore::open(&dir.path().join("store"), &StoreOptions::default()).unwrap();
         let good: Vec<(u64, u64)> = (1..30_000u64).map(|id| (id, id)).collect();
         store.put_objects_durable(&good).unwrap();
         store.put_object_durable(0, &"not a number").unwrap();

@@ -84,6 +84,7 @@ pub fn write<'a>(
     dir: &Path,
     stamp: Stamp,
     records: impl ExactSizeIterator<Item = (u64, &'a [u8])>,
+    access: super::access::Access,
 ) -> std::io::Result<()> {
     let mut out = Vec::with_capacity(HEADER + records.len() * 300);
     out.extend_from_slice(MAGIC);
@@ -103,6 +104,7 @@ pub fn write<'a>(
         .prefix(&format!("{OBJECTS_CACHE}."))
         .tempfile_in(dir)?;
     tmp.write_all(&out)?;
+    super::access::restrict(tmp.path(), access)?;
     tmp.persist(dir.join(OBJECTS_CACHE)).map_err(|e| e.error)?;
     Ok(())
 }
@@ -127,7 +129,13 @@ mod tests {
 
     fn written(records: &[(u64, &[u8])]) -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), STAMP, records.iter().copied()).unwrap();
+        write(
+            dir.path(),
+            STAMP,
+            records.iter().copied(),
+            crate::store::access::Access::Private,
+        )
+        .unwrap();
         dir
     }
 

@@ -100,3 +100,25 @@ impl Token {
         self.audit_durable(event.name(), subject, outcome);
     }
 }
+
+impl Token {
+    /// The SO accepts the store as it is after a deliberate restore from a copy: its commit
+    /// number becomes the newest this user has seen (`store::rollback`), so it opens again.
+    /// Audited. Returns the store's commit number.
+    pub fn accept_restore(&self, handle: pkcs11_sys::CK_SESSION_HANDLE) -> super::Result<u64> {
+        let _lease = self.lease()?;
+        let state = self.state.lock();
+        self.session(handle)?;
+        if state.login != super::session::LoginState::So {
+            return Err(super::Error::UserNotLoggedIn);
+        }
+        let seq = self.store.seq().map_err(super::store_error)?;
+        self.audit_durable("store.restore.accept", &format!("write #{seq}"), "ok");
+        self.store.accept_restore().map_err(super::store_error)?;
+        log::warn!(
+            "store {}: the SO accepted it as restored, at write #{seq}",
+            self.store.path().display()
+        );
+        Ok(seq)
+    }
+}

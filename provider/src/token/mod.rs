@@ -79,7 +79,7 @@ impl Token {
         let (store, cached) = std::thread::scope(|scope| {
             let opening = std::thread::Builder::new()
                 .name("key4c-open".into())
-                .spawn_scoped(scope, || Store::open(&dir));
+                .spawn_scoped(scope, || Store::open(&dir, config.store_options()));
             let objects = object::Objects::default();
             let stamp = objects_cache::load(&dir, |id, record| {
                 objects.insert(Arc::new(objects::stored_object(
@@ -96,7 +96,7 @@ impl Token {
                         detail: "the thread opening the store failed".into(),
                     })
                 }),
-                Err(_) => Store::open(&dir),
+                Err(_) => Store::open(&dir, config.store_options()),
             };
             (store, stamp.map(|stamp| (stamp, objects)))
         });

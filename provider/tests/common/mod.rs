@@ -241,6 +241,8 @@ pub fn isolated(name: &str, config: &str, body: impl FnOnce()) {
         .args([name, "--exact", "--nocapture", "--test-threads", "1"])
         .env(CHILD, name)
         .env("KEY4C_CONF", &conf)
+        // The record that notices restored stores (store::rollback) stays with the test.
+        .env("KEY4C_STATE_DIR", dir.path().join("state"))
         .env_remove("KEY4C_STORE")
         .env_remove(STEP)
         .output()
@@ -666,6 +668,8 @@ pub fn isolated_reporting(name: &str, config: &str, body: impl FnOnce()) {
         .args([name, "--exact", "--nocapture", "--test-threads", "1"])
         .env(CHILD, name)
         .env("KEY4C_CONF", &conf)
+        // The record that notices restored stores (store::rollback) stays with the test.
+        .env("KEY4C_STATE_DIR", dir.path().join("state"))
         .env_remove("KEY4C_STORE")
         .env_remove(STEP)
         .output()

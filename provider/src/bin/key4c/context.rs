@@ -37,8 +37,8 @@ impl Ctx {
         } else if let Some(dir) = std::env::var_os(ENV_STORE) {
             config.store = Some(PathBuf::from(dir));
         }
+        config.resolve_store()?;
         let store = config.store_dir();
-        config.store = Some(store.clone());
         let uuid = config.uuid.take();
         let api_key = config.api_key.take().map(Zeroizing::new);
         Ok(Ctx {
@@ -72,6 +72,14 @@ impl Ctx {
             )));
         }
         Ok(token)
+    }
+
+    /// Opens the token of an existing store even when it is older than what this user has
+    /// seen of it: for the SO to accept a deliberate restore.
+    pub fn open_accepting_restore(&self) -> Result<Token> {
+        let mut config = self.config.clone();
+        config.accept_restore = true;
+        Token::open(config).map_err(|e| CliError::new(describe(&e)))
     }
 
     /// How the configuration's `uuid` and `api_key` relate to the store's service.

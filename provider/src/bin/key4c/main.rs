@@ -19,6 +19,7 @@ mod pin;
 mod pin_input;
 mod progress;
 mod service;
+mod store;
 mod unlock;
 mod util;
 
@@ -70,6 +71,9 @@ enum Command {
     Keys(keys::KeysCommand),
     /// Show the token's audit log of security events (oldest first).
     Audit(audit::AuditArgs),
+    /// The store as files: accept a store deliberately restored from a copy.
+    #[command(subcommand)]
+    Store(store::StoreCommand),
     /// Walk through the token's life in a throw-away store: PIN policy, initialisation,
     /// login, lockout after 5 wrong PINs, and the SO's unlock.
     Demo,
@@ -111,6 +115,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Vendor(c) => unlock::run_vendor(c),
         Command::Keys(c) => keys::run(&ctx()?, c),
         Command::Audit(a) => audit::run(&ctx()?, a),
+        Command::Store(c) => store::run(&ctx()?, c),
         Command::Demo => demo::run(store.clone()),
     }
 }
