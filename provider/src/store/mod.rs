@@ -39,7 +39,10 @@ use crate::crypto::master_key::{MAX_KDF_ITERATIONS, MIN_KDF_ITERATIONS};
 use audit::{AuditFile, AUDIT_FILE};
 use commit::{SideError, SideFile, COMMIT_FILE};
 use log_check::Verdict;
-use records::{decode, encode, AuditRecord, DecodeError, ServiceRecord, TokenRecord};
+use records::{
+    decode, decode_token, encode, AuditRecord, DecodeError, ServiceRecord, TokenRecord,
+    PIN_RETRY_LIMITS,
+};
 
 const KEY_FORMAT: &[u8] = b"format";
 const KEY_SERVICE: &[u8] = b"service";
@@ -450,7 +453,19 @@ impl OpenStore {
         let Some(bytes) = self.get(KEY_TOKEN)? else {
             return Ok(None);
         };
-        let token: TokenRecord = self.decode(KEY_TOKEN, &bytes)?;
+        let token = decode_token(&bytes).map_err(|e| self.decode_error(KEY_TOKEN, e))?;
+        if let Some(limit) = token.pin_retry_limit {
+            if !PIN_RETRY_LIMITS.contains(&limit) {
+                return Err(StoreError::Corrupt {
+                    path: self.path.clone(),
+                    detail: format!(
+                        "record \"token\": PIN retry limit {limit} is outside {}..={}",
+                        PIN_RETRY_LIMITS.start(),
+                        PIN_RETRY_LIMITS.end()
+                    ),
+                });
+            }
+        }
         // A tampered cost would make every login run for hours: refuse it like any damage.
         for pin in [&token.so, &token.user] {
             if let Some(w) = &pin.wrapped_master_key {
@@ -700,8 +715,12 @@ impl OpenStore {
         key: &[u8],
         bytes: &[u8],
     ) -> Result<T, StoreError> {
+        decode(bytes).map_err(|e| self.decode_error(key, e))
+    }
+
+    fn decode_error(&self, key: &[u8], e: DecodeError) -> StoreError {
         let what = String::from_utf8_lossy(key);
-        decode(bytes).map_err(|e| match e {
+        match e {
             DecodeError::Newer(v) => StoreError::Newer {
                 path: self.path.clone(),
                 detail: format!("record {what:?} has format {v}"),
@@ -710,7 +729,7 @@ impl OpenStore {
                 path: self.path.clone(),
                 detail: format!("record {what:?}: {d}"),
             },
-        })
+        }
     }
 
     fn io(&self, detail: String) -> StoreError {
