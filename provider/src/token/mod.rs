@@ -127,7 +127,7 @@ impl Token {
         };
         token.present = token.binding_matches();
         let uuid = token.service.lock().uuid;
-        let seq = token.store.seq().map_err(store_error)?;
+        let seq = token.store.objects_generation().map_err(store_error)?;
         let from_cache = match cached {
             Some((stamp, objects)) if stamp == (Stamp { uuid, seq }) => {
                 token.objects = objects;
