@@ -504,3 +504,57 @@ fn only_the_so_sets_the_retry_limit() {
         assert_eq!(token.service_info().pin_retry_limit, Some(2));
     });
 }
+
+/// How long C_Login takes at the default KDF cost (a measurement, not run by default):
+/// `cargo test --release -p key4c --test pin_trust -- --ignored --nocapture c_login_time`.
+/// 15 User logins (each: count durably, derive, open the master key, reset durably) and
+/// logouts in one process; prints min, median and max.
+#[test]
+#[ignore = "a measurement"]
+fn c_login_time_at_the_default_kdf_cost() {
+    const NAME: &str = "c_login_time_at_the_default_kdf_cost";
+    if step().as_deref() == Some("time") {
+        let lib = Lib::load();
+        lib.init();
+        lib.provision();
+        let h = lib.open_rw();
+        let mut times: Vec<Duration> = (0..15)
+            .map(|_| {
+                let start = std::time::Instant::now();
+                assert_rv!(lib.login(h, CKU_USER, USER_PIN), CKR_OK);
+                let took = start.elapsed();
+                assert_rv!(lib.logout(h), CKR_OK);
+                took
+            })
+            .collect();
+        times.sort();
+        println!(
+            "TIME C_Login(User) at the default KDF cost: min {:?}, median {:?}, max {:?}",
+            times[0], times[7], times[14]
+        );
+        finalize(&lib);
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("key4c.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "store = {:?}\n",
+            dir.path().join("store").display().to_string()
+        ),
+    )
+    .unwrap();
+    let out = run_step_limited(
+        NAME,
+        "time",
+        &[("KEY4C_CONF", conf.display().to_string())],
+        Duration::from_secs(600),
+    )
+    .expect("the step finished");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    for line in stdout.lines().filter(|l| l.contains("TIME ")) {
+        eprintln!("{}", &line[line.find("TIME ").unwrap()..]);
+    }
+}

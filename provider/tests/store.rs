@@ -124,6 +124,22 @@ fn tampered_kdf_cost_is_refused_untouched() {
 }
 
 #[test]
+fn tampered_retry_limit_is_refused_untouched() {
+    isolated("tampered_retry_limit_is_refused_untouched", "", || {
+        damaged_store_is_refused(
+            |db| {
+                use key4c_pkcs11::store::records::{decode_token, encode};
+                let mut rec = decode_token(&db.get(b"token").unwrap().unwrap()).unwrap();
+                assert_eq!(rec.pin_retry_limit, Some(5));
+                rec.pin_retry_limit = Some(200);
+                db.insert(b"token", encode(&rec).unwrap()).unwrap();
+            },
+            "PIN retry limit 200 is outside 1..=15",
+        );
+    });
+}
+
+#[test]
 fn store_without_format_record_is_refused() {
     isolated("store_without_format_record_is_refused", "", || {
         damaged_store_is_refused(
