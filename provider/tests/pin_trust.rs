@@ -4,6 +4,9 @@
 //! wrapped at an older KDF cost still opens and is rewrapped at the configured one when it
 //! changes.
 
+// `call!` passes raw pointers to the module: that is what these tests are for.
+#![allow(clippy::macro_metavars_in_unsafe)]
+
 mod common;
 
 use std::io::Write;
