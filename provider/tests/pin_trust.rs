@@ -100,8 +100,8 @@ fn finalize(lib: &Lib) {
 
 /// Count first, verify second, on a full disk (limit 3). Two wrong SO PINs are counted while
 /// there is space (C_InitToken's and C_Login's). Then the disk fills and the store can make
-/// nothing durable: every PIN check, wrong or right, User or SO, C_Login or C_InitToken,
-/// answers CKR_DEVICE_ERROR without trying the PIN (the right one does not log in), the flags
+/// nothing durable: every PIN check, wrong or right, User or SO, C_Login, C_SetPIN's old PIN
+/// or C_InitToken, answers CKR_DEVICE_ERROR without trying the PIN (the right one does not log in), the flags
 /// stay the store's, and the audit log gets no failure. After space is back, a new process
 /// sees exactly what the callers were told: 2 SO failures (count low, final try), nothing
 /// more. (Before: the wrong SO PIN on the full disk locked the SO PIN in memory only, the right
@@ -114,7 +114,7 @@ fn a_full_disk_fails_closed_and_the_count_is_what_callers_were_told() {
         Some("after") => return after_space_is_back(),
         _ => {}
     }
-    isolated(NAME, "pin_retry_limit = 3", || {
+    isolated(NAME, "pin_retry_limit = 3\nallow_user_set_pin = true", || {
         let mnt = store_dir().parent().unwrap().join("small");
         let Some(fs) = SmallFs::mount(&mnt, "2m") else {
             eprintln!("{NAME}: SKIPPED: mounting a tmpfs needs root");
@@ -196,6 +196,10 @@ fn on_a_full_disk() {
         assert!(made < 10_000, "the disk never filled");
     }
     println!("the store failed after {made} more objects");
+    // C_SetPIN's old PIN (the User's own change, allowed by the configuration).
+    assert_rv!(lib.set_pin(h, WRONG_PIN, OTHER_PIN), CKR_DEVICE_ERROR);
+    assert_rv!(lib.set_pin(h, USER_PIN, OTHER_PIN), CKR_DEVICE_ERROR);
+    assert_eq!(lib.flags() & PIN_FLAGS, counted);
     assert_rv!(lib.logout(h), CKR_OK);
 
     // C_Login as the User: the wrong PIN and the right one alike.
