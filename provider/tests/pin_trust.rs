@@ -100,8 +100,8 @@ fn finalize(lib: &Lib) {
 
 /// Count first, verify second, on a full disk (limit 3). Two wrong SO PINs are counted while
 /// there is space (C_InitToken's and C_Login's). Then the disk fills and the store can make
-/// nothing durable: every PIN check, wrong or right, User or SO, C_Login, C_SetPIN's old PIN
-/// or C_InitToken, answers CKR_DEVICE_ERROR without trying the PIN (the right one does not log in), the flags
+/// nothing durable: every PIN check, wrong or right, User or SO, C_Login (SO, User,
+/// CKU_CONTEXT_SPECIFIC), C_SetPIN's old PIN or C_InitToken, answers CKR_DEVICE_ERROR without trying the PIN (the right one does not log in), the flags
 /// stay the store's, and the audit log gets no failure. After space is back, a new process
 /// sees exactly what the callers were told: 2 SO failures (count low, final try), nothing
 /// more. (Before: the wrong SO PIN on the full disk locked the SO PIN in memory only, the right
@@ -114,48 +114,52 @@ fn a_full_disk_fails_closed_and_the_count_is_what_callers_were_told() {
         Some("after") => return after_space_is_back(),
         _ => {}
     }
-    isolated(NAME, "pin_retry_limit = 3\nallow_user_set_pin = true", || {
-        let mnt = store_dir().parent().unwrap().join("small");
-        let Some(fs) = SmallFs::mount(&mnt, "2m") else {
-            eprintln!("{NAME}: SKIPPED: mounting a tmpfs needs root");
-            return;
-        };
-        let store = fs.path.join("store");
-        let logs = store_dir().parent().unwrap().to_path_buf();
-        let run = |step: &str| {
-            let out = run_step_limited(
-                NAME,
-                step,
-                &[
-                    ("KEY4C_STORE", store.display().to_string()),
-                    (
-                        "KEY4C_LOG_FILE",
-                        logs.join(format!("{step}.log")).display().to_string(),
-                    ),
-                ],
-                Duration::from_secs(300),
-            )
-            .expect("the step finished");
-            assert!(
-                out.status.success(),
-                "step {step}: {}\n{}\n{}\nlog:\n{}",
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr),
-                std::fs::read_to_string(logs.join(format!("{step}.log"))).unwrap_or_default()
-            );
-        };
-        run("full");
-        let two_wrong = ["login SO CKR_PIN_INCORRECT", "login SO CKR_PIN_INCORRECT"];
-        assert_eq!(pin_failures(&store), two_wrong);
-        std::fs::remove_file(fs.path.join("filler")).unwrap();
-        run("after");
-        assert_eq!(pin_failures(&store), two_wrong);
-        let on_disk = token_on_disk(&store);
-        assert_eq!((on_disk.so.failures, on_disk.so.locked), (0, false));
-        assert_eq!((on_disk.user.failures, on_disk.user.locked), (0, false));
-        drop(fs);
-    });
+    isolated(
+        NAME,
+        "pin_retry_limit = 3\nallow_user_set_pin = true",
+        || {
+            let mnt = store_dir().parent().unwrap().join("small");
+            let Some(fs) = SmallFs::mount(&mnt, "2m") else {
+                eprintln!("{NAME}: SKIPPED: mounting a tmpfs needs root");
+                return;
+            };
+            let store = fs.path.join("store");
+            let logs = store_dir().parent().unwrap().to_path_buf();
+            let run = |step: &str| {
+                let out = run_step_limited(
+                    NAME,
+                    step,
+                    &[
+                        ("KEY4C_STORE", store.display().to_string()),
+                        (
+                            "KEY4C_LOG_FILE",
+                            logs.join(format!("{step}.log")).display().to_string(),
+                        ),
+                    ],
+                    Duration::from_secs(300),
+                )
+                .expect("the step finished");
+                assert!(
+                    out.status.success(),
+                    "step {step}: {}\n{}\n{}\nlog:\n{}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr),
+                    std::fs::read_to_string(logs.join(format!("{step}.log"))).unwrap_or_default()
+                );
+            };
+            run("full");
+            let two_wrong = ["login SO CKR_PIN_INCORRECT", "login SO CKR_PIN_INCORRECT"];
+            assert_eq!(pin_failures(&store), two_wrong);
+            std::fs::remove_file(fs.path.join("filler")).unwrap();
+            run("after");
+            assert_eq!(pin_failures(&store), two_wrong);
+            let on_disk = token_on_disk(&store);
+            assert_eq!((on_disk.so.failures, on_disk.so.locked), (0, false));
+            assert_eq!((on_disk.user.failures, on_disk.user.locked), (0, false));
+            drop(fs);
+        },
+    );
 }
 
 /// Step of the full-disk test: the calls on the full disk.
@@ -170,8 +174,37 @@ fn on_a_full_disk() {
     let counted = CKF_SO_PIN_COUNT_LOW | CKF_SO_PIN_FINAL_TRY;
     assert_eq!(lib.flags() & PIN_FLAGS, counted);
 
-    // The User fills what the filler leaves with token objects until the store fails.
+    // The User makes a session key that needs a context login for every use, then fills
+    // what the filler leaves with token objects until the store fails.
     assert_rv!(lib.login(h, CKU_USER, USER_PIN), CKR_OK);
+    let p256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+    let mut public = Tpl::new(&[(CKA_TOKEN, A::B(false)), (CKA_EC_PARAMS, A::S(p256))]);
+    let mut private = Tpl::new(&[
+        (CKA_TOKEN, A::B(false)),
+        (CKA_SIGN, A::B(true)),
+        (CKA_ALWAYS_AUTHENTICATE, A::B(true)),
+    ]);
+    let mut generate = CK_MECHANISM {
+        mechanism: CKM_EC_KEY_PAIR_GEN,
+        pParameter: null_mut(),
+        ulParameterLen: 0,
+    };
+    let (mut public_key, mut private_key) = (0, 0);
+    assert_rv!(
+        call!(
+            lib,
+            C_GenerateKeyPair,
+            h,
+            &mut generate,
+            public.ptr(),
+            public.len(),
+            private.ptr(),
+            private.len(),
+            &mut public_key,
+            &mut private_key
+        ),
+        CKR_OK
+    );
     fill(store.parent().unwrap());
     let mut made = 0;
     loop {
@@ -196,6 +229,35 @@ fn on_a_full_disk() {
         assert!(made < 10_000, "the disk never filled");
     }
     println!("the store failed after {made} more objects");
+    // C_Login as CKU_CONTEXT_SPECIFIC, for a signature with that key.
+    let mut ecdsa = CK_MECHANISM {
+        mechanism: CKM_ECDSA_SHA256,
+        pParameter: null_mut(),
+        ulParameterLen: 0,
+    };
+    assert_rv!(call!(lib, C_SignInit, h, &mut ecdsa, private_key), CKR_OK);
+    assert_rv!(
+        lib.login(h, CKU_CONTEXT_SPECIFIC, WRONG_PIN),
+        CKR_DEVICE_ERROR
+    );
+    assert_rv!(
+        lib.login(h, CKU_CONTEXT_SPECIFIC, USER_PIN),
+        CKR_DEVICE_ERROR
+    );
+    let (mut signature, mut len) = ([0u8; 64], 64);
+    assert_rv!(
+        call!(
+            lib,
+            C_Sign,
+            h,
+            b"data".as_ptr() as *mut u8,
+            4,
+            signature.as_mut_ptr(),
+            &mut len
+        ),
+        CKR_USER_NOT_LOGGED_IN
+    );
+    assert_eq!(lib.flags() & PIN_FLAGS, counted);
     // C_SetPIN's old PIN (the User's own change, allowed by the configuration).
     assert_rv!(lib.set_pin(h, WRONG_PIN, OTHER_PIN), CKR_DEVICE_ERROR);
     assert_rv!(lib.set_pin(h, USER_PIN, OTHER_PIN), CKR_DEVICE_ERROR);
