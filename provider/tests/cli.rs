@@ -1060,7 +1060,12 @@ fn the_so_sets_the_tokens_retry_limit() {
         changes,
         [("pin.retry_limit".into(), "5 -> 3".into(), "ok".into())]
     );
-    // The configuration still says 5: the token's 3 holds.
+    // The configuration still says 5: the token's 3 holds, and the page says so.
+    let page = env.ok(&["service", "show"], &[]);
+    assert!(
+        page.contains("pin_retry_limit   5: ignored, the token's own limit (3) counts"),
+        "{page}"
+    );
     let user = [("KEY4C_USER_PIN", WRONG)];
     let e = env.fail(&["keys", "list"], &user);
     assert!(e.contains("the User PIN is wrong: 2 attempts left"), "{e}");

@@ -341,6 +341,15 @@ impl<'a> Page<'a> {
         println!("Configuration");
         row("uuid", self.binding.uuid.name());
         row("api_key", self.binding.api_key.name());
+        if i.pin_retry_limit.is_some_and(|l| l != c.pin_retry_limit) {
+            row(
+                "pin_retry_limit",
+                &format!(
+                    "{}: ignored, the token's own limit ({limit}) counts",
+                    c.pin_retry_limit
+                ),
+            );
+        }
         if !self.binding.token_shown() {
             println!(
                 "  The module shows no token with this configuration: fix its uuid or api_key."
