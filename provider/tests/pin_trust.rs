@@ -101,8 +101,9 @@ fn finalize(lib: &Lib) {
 /// Count first, verify second, on a full disk (limit 3). Two wrong SO PINs are counted while
 /// there is space (C_InitToken's and C_Login's). Then the disk fills and the store can make
 /// nothing durable: every PIN check, wrong or right, User or SO, C_Login (SO, User,
-/// CKU_CONTEXT_SPECIFIC), C_SetPIN's old PIN or C_InitToken, answers CKR_DEVICE_ERROR without trying the PIN (the right one does not log in), the flags
-/// stay the store's, and the audit log gets no failure. After space is back, a new process
+/// CKU_CONTEXT_SPECIFIC), C_SetPIN's old PIN or C_InitToken, answers CKR_DEVICE_ERROR
+/// without trying the PIN (the right one does not log in), the flags stay the store's, and
+/// the audit log gets no failure. After space is back, a new process
 /// sees exactly what the callers were told: 2 SO failures (count low, final try), nothing
 /// more. (Before: the wrong SO PIN on the full disk locked the SO PIN in memory only, the right
 /// one was then refused as locked, and the audit log said so while the store did not.)
