@@ -343,6 +343,7 @@ fn store_records() {
         so: pin.clone(),
         user: PinRecord::default(),
         so_unlock_request: None,
+        pin_retry_limit: Some(5),
     };
     let service = ServiceRecord {
         uuid: [0x11; 16],

@@ -73,8 +73,8 @@ fn newer_store_format_is_refused_untouched() {
     isolated("newer_store_format_is_refused_untouched", "", || {
         damaged_store_is_refused(
             |db| {
-                // varint(format 2) then the body (u32 2).
-                db.insert(b"format", &[2u8, 2][..]).unwrap();
+                // varint(format 3) then the body (u32 3).
+                db.insert(b"format", &[3u8, 3][..]).unwrap();
             },
             "newer key4c",
         );
@@ -119,6 +119,22 @@ fn tampered_kdf_cost_is_refused_untouched() {
                 db.insert(b"token", encode(&rec).unwrap()).unwrap();
             },
             "KDF iteration count 4294967295 is outside 1000..=10000000",
+        );
+    });
+}
+
+#[test]
+fn tampered_retry_limit_is_refused_untouched() {
+    isolated("tampered_retry_limit_is_refused_untouched", "", || {
+        damaged_store_is_refused(
+            |db| {
+                use key4c_pkcs11::store::records::{decode_token, encode};
+                let mut rec = decode_token(&db.get(b"token").unwrap().unwrap()).unwrap();
+                assert_eq!(rec.pin_retry_limit, Some(5));
+                rec.pin_retry_limit = Some(200);
+                db.insert(b"token", encode(&rec).unwrap()).unwrap();
+            },
+            "PIN retry limit 200 is outside 1..=15",
         );
     });
 }
@@ -245,7 +261,7 @@ fn layout_1_audit_log_moves_to_its_file_once() {
             ["login User CKR_PIN_INCORRECT"]
         );
         let db = sled::open(store_dir()).unwrap();
-        assert_eq!(&db.get(b"format").unwrap().unwrap()[..], &[1u8, 2][..]);
+        assert_eq!(&db.get(b"format").unwrap().unwrap()[..], &[2u8, 2][..]);
         assert!(!db.tree_names().iter().any(|n| &n[..] == b"audit"));
     });
 }

@@ -196,6 +196,11 @@ impl Store {
         })
     }
 
+    /// What the objects cache is stamped with ([`OpenStore::objects_generation`]).
+    pub fn objects_generation(&self) -> Result<u64, StoreError> {
+        self.with(|s| s.objects_generation())
+    }
+
     /// The token record, `None` before the first C_InitToken.
     pub fn token(&self) -> Result<Option<TokenRecord>, StoreError> {
         self.with(|s| s.token())

@@ -42,12 +42,19 @@ use access::Access;
 use audit::{AuditFile, AUDIT_FILE};
 use commit::{SideError, SideFile, COMMIT_FILE};
 use log_check::Verdict;
-use records::{decode, encode, AuditRecord, DecodeError, ServiceRecord, TokenRecord};
+use records::{
+    decode, decode_token, encode, AuditRecord, DecodeError, ServiceRecord, TokenRecord,
+    PIN_RETRY_LIMITS,
+};
 
 const KEY_FORMAT: &[u8] = b"format";
 const KEY_SERVICE: &[u8] = b"service";
 const KEY_TOKEN: &[u8] = b"token";
 const KEY_COMMIT: &[u8] = b"commit";
+/// The objects' generation: a new random number (top bit set, so it is never a commit number)
+/// in every write that changes the `objects` tree, what the objects cache is stamped with. A
+/// write of the token record alone (every PIN attempt) leaves it, and so the cache, as it is.
+const KEY_OBJECTS_GENERATION: &[u8] = b"objects_generation";
 const TREE_OBJECTS: &[u8] = b"objects";
 /// Layout 1's audit log.
 const TREE_AUDIT: &[u8] = b"audit";
@@ -528,7 +535,19 @@ impl OpenStore {
         let Some(bytes) = self.get(KEY_TOKEN)? else {
             return Ok(None);
         };
-        let token: TokenRecord = self.decode(KEY_TOKEN, &bytes)?;
+        let token = decode_token(&bytes).map_err(|e| self.decode_error(KEY_TOKEN, e))?;
+        if let Some(limit) = token.pin_retry_limit {
+            if !PIN_RETRY_LIMITS.contains(&limit) {
+                return Err(StoreError::Corrupt {
+                    path: self.path.clone(),
+                    detail: format!(
+                        "record \"token\": PIN retry limit {limit} is outside {}..={}",
+                        PIN_RETRY_LIMITS.start(),
+                        PIN_RETRY_LIMITS.end()
+                    ),
+                });
+            }
+        }
         // A tampered cost would make every login run for hours: refuse it like any damage.
         for pin in [&token.so, &token.user] {
             if let Some(w) = &pin.wrapped_master_key {
@@ -549,10 +568,40 @@ impl OpenStore {
     /// Writes the token record and makes it durable before returning.
     pub fn put_token_durable(&self, token: &TokenRecord) -> Result<(), StoreError> {
         let bytes = encode(token).map_err(|e| self.io(e))?;
+        let generation = self.new_generation()?;
         self.write_durable(|(d, _)| {
             d.insert(KEY_TOKEN, bytes.clone())?;
+            // A store from before the generation gets one, so the cache survives PIN attempts.
+            if d.get(KEY_OBJECTS_GENERATION)?.is_none() {
+                d.insert(KEY_OBJECTS_GENERATION, &generation[..])?;
+            }
             Ok(())
         })
+    }
+
+    /// A new objects generation ([`KEY_OBJECTS_GENERATION`]), big-endian.
+    fn new_generation(&self) -> Result<[u8; 8], StoreError> {
+        let mut generation = crate::crypto::random_array::<8>()
+            .map_err(|_| self.io("the random generator failed".into()))?;
+        generation[0] |= 0x80;
+        Ok(generation)
+    }
+
+    /// What the objects cache is stamped with: the objects' generation, or for a store that
+    /// has none yet (written before it existed) the commit number.
+    pub fn objects_generation(&self) -> Result<u64, StoreError> {
+        match self.get(KEY_OBJECTS_GENERATION)? {
+            Some(v) => {
+                v.as_ref()
+                    .try_into()
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| StoreError::Corrupt {
+                        path: self.path.clone(),
+                        detail: "the objects generation is not 8 bytes".into(),
+                    })
+            }
+            None => Ok(self.seq()),
+        }
     }
 
     /// Re-initialises the token: every object removed and the new token record written, as one
@@ -565,11 +614,13 @@ impl OpenStore {
             .keys()
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| self.sled_error(e))?;
+        let generation = self.new_generation()?;
         self.write_durable(|(d, o)| {
             for key in &keys {
                 o.remove(key)?;
             }
             d.insert(KEY_TOKEN, bytes.clone())?;
+            d.insert(KEY_OBJECTS_GENERATION, &generation[..])?;
             Ok(())
         })
     }
@@ -598,15 +649,15 @@ impl OpenStore {
         T: serde::de::DeserializeOwned,
         F: Fn(u64, T) + Sync,
     {
-        let seq = self.seq();
+        let seq = self.objects_generation()?;
         let mut read = Vec::new();
         let n = self.each_object(f, Some(&mut read))?;
         let stamp = objects_cache::Stamp { uuid, seq };
         if n < objects_cache::CACHE_FROM {
             objects_cache::remove(&self.path);
-        } else if self.seq() == seq {
-            // (Written only when no write came in between: the records are then the store's
-            // at `seq`, as the seq lock orders writes.)
+        } else if self.objects_generation()? == seq {
+            // (Written only when no write of the objects came in between: the records are
+            // then the store's of this generation.)
             let started = std::time::Instant::now();
             let records = read.iter().map(|(k, v)| {
                 let id = <[u8; 8]>::try_from(k.as_ref()).unwrap_or_default();
@@ -732,8 +783,10 @@ impl OpenStore {
         record: &T,
     ) -> Result<(), StoreError> {
         let bytes = encode(record).map_err(|e| self.io(e))?;
-        self.write_durable(|(_, o)| {
+        let generation = self.new_generation()?;
+        self.write_durable(|(d, o)| {
             o.insert(&id.to_be_bytes(), bytes.clone())?;
+            d.insert(KEY_OBJECTS_GENERATION, &generation[..])?;
             Ok(())
         })
     }
@@ -748,16 +801,20 @@ impl OpenStore {
         for (id, record) in records {
             batch.insert(&id.to_be_bytes(), encode(record).map_err(|e| self.io(e))?);
         }
-        self.write_durable(|(_, o)| {
+        let generation = self.new_generation()?;
+        self.write_durable(|(d, o)| {
             o.apply_batch(&batch)?;
+            d.insert(KEY_OBJECTS_GENERATION, &generation[..])?;
             Ok(())
         })
     }
 
     /// Deletes one object record durably.
     pub fn delete_object_durable(&self, id: u64) -> Result<(), StoreError> {
-        self.write_durable(|(_, o)| {
+        let generation = self.new_generation()?;
+        self.write_durable(|(d, o)| {
             o.remove(&id.to_be_bytes())?;
+            d.insert(KEY_OBJECTS_GENERATION, &generation[..])?;
             Ok(())
         })
     }
@@ -778,8 +835,12 @@ impl OpenStore {
         key: &[u8],
         bytes: &[u8],
     ) -> Result<T, StoreError> {
+        decode(bytes).map_err(|e| self.decode_error(key, e))
+    }
+
+    fn decode_error(&self, key: &[u8], e: DecodeError) -> StoreError {
         let what = String::from_utf8_lossy(key);
-        decode(bytes).map_err(|e| match e {
+        match e {
             DecodeError::Newer(v) => StoreError::Newer {
                 path: self.path.clone(),
                 detail: format!("record {what:?} has format {v}"),
@@ -788,7 +849,7 @@ impl OpenStore {
                 path: self.path.clone(),
                 detail: format!("record {what:?}: {d}"),
             },
-        })
+        }
     }
 
     fn io(&self, detail: String) -> StoreError {

@@ -180,11 +180,14 @@ pub fn login<'a>(token: &'a Token, role: Role, pin: &[u8]) -> Result<Session<'a>
 }
 
 fn login_error(token: &Token, role: Role, e: &Error, before: PinState) -> CliError {
-    let limit = token.config().pin_retry_limit;
+    let limit = token
+        .service_info()
+        .pin_retry_limit
+        .unwrap_or(token.config().pin_retry_limit);
     match e {
         Error::PinIncorrect => {
             let (_, failures) = role.state(token);
-            let left = u64::from(limit.saturating_sub(failures));
+            let left = u64::from(limit.saturating_sub(failures).max(1));
             let tail = if left == 1 {
                 ": the next wrong one locks it"
             } else {
