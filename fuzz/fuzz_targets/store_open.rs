@@ -87,7 +87,7 @@ fn copy_template(to: &Path) {
         let rel = f.strip_prefix(from).expect("inside");
         let target = to.join(rel);
         std::fs::create_dir_all(target.parent().expect("parent")).expect("mkdir");
-        std::fs::copy(&f, target).expect("copy");
+        key4c_pkcs11::eintr::copy(&f, &target).expect("copy");
     }
 }
 

@@ -812,11 +812,10 @@ fn lock_log(path: &Path) -> Result<Option<std::fs::File>, StoreError> {
     };
     let deadline = std::time::Instant::now() + OWN_LOCK_WAIT;
     loop {
-        // SAFETY: flock on a file descriptor this function owns.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-            return Ok(Some(file));
-        }
-        let e = std::io::Error::last_os_error();
+        let e = match crate::eintr::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) {
+            Ok(()) => return Ok(Some(file)),
+            Err(e) => e,
+        };
         if e.kind() != std::io::ErrorKind::WouldBlock {
             return Err(StoreError::Io {
                 path: path.to_path_buf(),
@@ -1034,7 +1033,7 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
                 .any(|not_sled| name.to_string_lossy().starts_with(not_sled))
         {
             // Regular files only: the processes' sockets (lease.rs) are no part of the data.
-            std::fs::copy(entry.path(), target)?;
+            crate::eintr::copy(&entry.path(), &target)?;
         }
     }
     Ok(())
