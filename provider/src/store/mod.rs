@@ -889,7 +889,14 @@ fn check_log(path: &Path, acknowledged: Option<u64>) -> Result<Verdict, StoreErr
     };
     let Some(segment_size) = segment_size else {
         if db.bytes().iter().all(|&b| b == 0) {
-            return Ok(Verdict::Clean);
+            // Nothing written yet, unless writes were acknowledged: then the log lost them, and
+            // sled must not run (it would write its first segment into the refused store).
+            return Ok(match acknowledged {
+                Some(n) if n > 0 => Verdict::Damaged(format!(
+                    "its log file db holds nothing and its settings file conf is missing or damaged ({n} writes were acknowledged)"
+                )),
+                _ => Verdict::Clean,
+            });
         }
         return Ok(Verdict::Damaged(
             "sled's settings file conf is missing or damaged".into(),
