@@ -206,7 +206,12 @@ fn known_damage(data: &[u8]) {
 /// has one.
 fn expect_break_at(s: &Scan, segment_lsn: i64, offset: u64, lsn: i64) {
     assert!(s.damaged_headers.is_empty(), "{s:?}");
-    assert_eq!(s.breaks.len(), 1, "one damaged place, breaks: {:?}", s.breaks);
+    assert_eq!(
+        s.breaks.len(),
+        1,
+        "one damaged place, breaks: {:?}",
+        s.breaks
+    );
     let b = &s.breaks[0];
     assert_eq!(
         (b.segment_lsn, b.offset, b.lsn),

@@ -423,11 +423,25 @@ fuzz_target!(|data: &[u8]| {
             assert!(
                 got.get(k) == Some(v),
                 "a damaged store opened without the acknowledged object {k:02x?} ({})",
-                if got.contains_key(k) { "changed" } else { "missing" }
+                if got.contains_key(k) {
+                    "changed"
+                } else {
+                    "missing"
+                }
             );
         }
         if let Some(n) = found {
-            assert_eq!(n, objects.len(), "objects the User finds after the store opened");
+            assert_eq!(
+                n,
+                objects.len(),
+                "objects the User finds after the store opened"
+            );
+        }
+        if std::env::var_os("KEY4C_FUZZ_TRACE").is_some() {
+            eprintln!(
+                "store_open: damaged store opened, {} acknowledged objects identical, the User finds {found:?}",
+                objects.len()
+            );
         }
     }
 });

@@ -616,8 +616,10 @@ fn wrong_login(m: &Module, s: &Settings) -> CaseResult {
                 Ok(d)
             })
         });
-    Pending(r.map_err(|e| status::status_of(&e)))
-        .into_named("C_Login wrong User PIN (durable failure counter)".into(), "login")
+    Pending(r.map_err(|e| status::status_of(&e))).into_named(
+        "C_Login wrong User PIN (durable failure counter)".into(),
+        "login",
+    )
 }
 
 fn find(session: &Session, s: &Settings, token: bool) -> Vec<CaseResult> {

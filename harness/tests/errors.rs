@@ -76,7 +76,10 @@ fn bench_reports_an_unusable_module_and_measures_the_others() {
 #[test]
 fn an_unknown_vendor_needs_a_slot_and_pins() {
     let proxy = "/usr/lib/x86_64-linux-gnu/p11-kit-proxy.so";
-    if !common::require::check(&[common::require::file(proxy, "apt-get install p11-kit-modules")]) {
+    if !common::require::check(&[common::require::file(
+        proxy,
+        "apt-get install p11-kit-modules",
+    )]) {
         return;
     }
     let (ok, _, err) = run(&["jwt", "--module", proxy]);

@@ -5,6 +5,9 @@
 //! store between two processes (socket connect, accept, read, write, flock) complete, with
 //! every object intact.
 
+// `call!` passes raw pointers to the module: that is what these tests are for.
+#![allow(clippy::macro_metavars_in_unsafe)]
+
 mod common;
 use common::*;
 
@@ -46,7 +49,7 @@ fn start_storm() {
     // initialised structures.
     unsafe {
         let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = on_signal as usize;
+        sa.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
         sa.sa_flags = 0; // no SA_RESTART: interrupted calls fail with EINTR
         libc::sigemptyset(&mut sa.sa_mask);
         assert_eq!(libc::sigaction(libc::SIGALRM, &sa, null_mut()), 0);
@@ -127,7 +130,11 @@ fn torn_tail(
     assert!(matches!(v, Verdict::Suspicious(_)), "a torn tail: {v:?}");
     assert_rv!(call!(lib, C_Initialize, null_mut()), CKR_OK);
     let h = lib.user_session();
-    assert_eq!(values(h, lib), want, "a torn tail, recovered without signals");
+    assert_eq!(
+        values(h, lib),
+        want,
+        "a torn tail, recovered without signals"
+    );
     assert_rv!(call!(lib, C_Finalize, null_mut()), CKR_OK);
     at
 }
@@ -137,8 +144,14 @@ fn varint(b: &[u8], at: &mut usize) -> u64 {
     let first = b[*at];
     let (v, n) = match first {
         0..=240 => (u64::from(first), 1),
-        241..=248 => (240 + 256 * (u64::from(first) - 241) + u64::from(b[*at + 1]), 2),
-        249 => (2288 + 256 * u64::from(b[*at + 1]) + u64::from(b[*at + 2]), 3),
+        241..=248 => (
+            240 + 256 * (u64::from(first) - 241) + u64::from(b[*at + 1]),
+            2,
+        ),
+        249 => (
+            2288 + 256 * u64::from(b[*at + 1]) + u64::from(b[*at + 2]),
+            3,
+        ),
         other => {
             let n = other as usize - 247;
             let mut le = [0u8; 8];
@@ -241,7 +254,10 @@ fn recovery_and_handover_complete_under_a_signal_storm() {
             // The damaged store, again (sled's recovery rewrote the log's tail last round).
             damaged_store(&store, &pristine, torn);
             assert!(
-                matches!(verdict(&store, &std::fs::read(store.join("db")).unwrap()), Verdict::Suspicious(_)),
+                matches!(
+                    verdict(&store, &std::fs::read(store.join("db")).unwrap()),
+                    Verdict::Suspicious(_)
+                ),
                 "round {round}: the store is not on the recovery-on-a-copy path"
             );
             // Recovery on a copy, under the storm: C_Initialize completes with every object.
@@ -256,7 +272,10 @@ fn recovery_and_handover_complete_under_a_signal_storm() {
         lib.init();
         let h = lib.user_session();
         assert_eq!(values(h, &lib), want);
-        assert!(run_step(NAME, "other").success(), "the other process failed");
+        assert!(
+            run_step(NAME, "other").success(),
+            "the other process failed"
+        );
         let mut after = want.clone();
         after.push(b"from the other process".to_vec());
         after.sort();

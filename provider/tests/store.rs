@@ -422,7 +422,11 @@ fn empty_log_without_conf_after_acknowledged_writes_is_refused_untouched() {
             assert_eq!(before["db"].len(), 0);
             assert_rv!(call!(lib, C_Initialize, null_mut()), CKR_DEVICE_ERROR);
             let after = snapshot(&store_dir());
-            assert_eq!(after["db"].len(), 0, "sled wrote into the refused store's log");
+            assert_eq!(
+                after["db"].len(),
+                0,
+                "sled wrote into the refused store's log"
+            );
             assert!(before == after, "the refused store was modified");
             assert!(!store_dir().join("conf").exists());
             let text = std::fs::read_to_string(&log).unwrap();

@@ -116,11 +116,15 @@ pub fn not_applicable(file: &Path) -> std::collections::BTreeMap<String, String>
         reason: String,
     }
     let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-    let parsed: File =
-        toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let parsed: File = toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
     let mut out = std::collections::BTreeMap::new();
     for e in parsed.not_applicable {
-        assert!(!e.reason.trim().is_empty(), "{}: {} has no reason", file.display(), e.id);
+        assert!(
+            !e.reason.trim().is_empty(),
+            "{}: {} has no reason",
+            file.display(),
+            e.id
+        );
         assert!(
             out.insert(e.id.clone(), e.detail).is_none(),
             "{}: {} is listed twice",
