@@ -208,8 +208,11 @@ fn raw_files(r: &mut Reader, store: &Path) {
     }
 }
 
+/// Object records: key -> value, as sled holds them.
+type Records = BTreeMap<Vec<u8>, Vec<u8>>;
+
 /// The `objects` tree of a store, read with sled on a copy (sled writes when it opens).
-fn objects_of(store: &Path) -> BTreeMap<Vec<u8>, Vec<u8>> {
+fn objects_of(store: &Path) -> Records {
     let tmp = tempfile::tempdir().expect("temp dir");
     for f in files(store) {
         let rel = f.strip_prefix(store).expect("inside");
@@ -239,9 +242,8 @@ fn objects_of(store: &Path) -> BTreeMap<Vec<u8>, Vec<u8>> {
 }
 
 /// The template's object records and its commit file (read once).
-fn reference() -> &'static (BTreeMap<Vec<u8>, Vec<u8>>, Vec<u8>) {
-    static REF: std::sync::OnceLock<(BTreeMap<Vec<u8>, Vec<u8>>, Vec<u8>)> =
-        std::sync::OnceLock::new();
+fn reference() -> &'static (Records, Vec<u8>) {
+    static REF: std::sync::OnceLock<(Records, Vec<u8>)> = std::sync::OnceLock::new();
     REF.get_or_init(|| {
         let t = &env().template;
         let objects = objects_of(t);
