@@ -565,18 +565,38 @@ fn finalize_while_calls_run() {
         let start = Instant::now();
         for round in 0..rounds {
             lib.init();
+            // Handles are valid within one C_Initialize: the key is found again each round.
+            // (key4c's handles after a restart follow the order in which the store's objects
+            // were decoded, on two threads once there are 256 or more: they change.)
+            let keys = {
+                let h = lib.user_session();
+                let f = lib.find(
+                    h,
+                    &[
+                        (CKA_CLASS, A::U(CKO_PRIVATE_KEY)),
+                        (CKA_LABEL, A::S(b"c-ec")),
+                    ],
+                );
+                assert_eq!(f.len(), 1, "round {round}: the EC key");
+                assert_rv!(lib.close(h), CKR_OK);
+                Keys {
+                    ec: (f[0], keys.ec.1),
+                    ..keys
+                }
+            };
             let stop = AtomicBool::new(false);
             // Threads that opened a session and completed one call: C_Finalize waits for all
             // six, so no thread can quietly find the module finalised before it started.
             let ready = AtomicU64::new(0);
             let finalized = AtomicBool::new(false);
             std::thread::scope(|s| {
+                let mut workers = Vec::new();
                 for t in 0..6 {
                     let (lib, tally, stop, keys, in_flight) =
                         (&lib, &tally, &stop, &keys, &in_flight);
                     let (gone, ready, finalized) = (&gone, &ready, &finalized);
                     let done_before = &done_before[t as usize];
-                    s.spawn(move || {
+                    workers.push(s.spawn(move || {
                         let mut rng = Rng::new(seed ^ (round as u64 * 31 + t));
                         // C_Finalize waits for this thread: its session must open.
                         let h = match lib.open(true) {
@@ -656,10 +676,11 @@ fn finalize_while_calls_run() {
                                 ready.fetch_add(1, Ordering::SeqCst);
                             }
                         }
-                    });
+                    }));
                 }
-                // Every thread is at work (bounded by the watchdog) before C_Finalize comes.
-                while ready.load(Ordering::SeqCst) < 6 {
+                // Every thread is at work before C_Finalize comes (one that ended already
+                // failed: the scope reports its panic).
+                while ready.load(Ordering::SeqCst) < 6 && !workers.iter().any(|w| w.is_finished()) {
                     std::thread::sleep(Duration::from_millis(1));
                 }
                 std::thread::sleep(Duration::from_millis(20 + rng.below(200)));
