@@ -199,8 +199,9 @@ pub fn wait_released(dir: &Path) {
     let start = std::time::Instant::now();
     while start.elapsed() < std::time::Duration::from_secs(10) {
         // sled holds an exclusive flock on `db` for as long as any part of it lives.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-            unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_UN) };
+        // Retried on EINTR (libFuzzer's own timer signal): eintr.rs.
+        if key4c_pkcs11::eintr::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB).is_ok() {
+            key4c_pkcs11::eintr::flock(file.as_raw_fd(), libc::LOCK_UN).expect("unlock");
             return;
         }
         std::thread::sleep(std::time::Duration::from_millis(2));
@@ -221,7 +222,8 @@ fn copy_dir(from: &Path, to: &Path) {
             copy_dir(&entry.path(), &target);
         } else if kind.is_file() {
             // Not the sockets of the processes using the store.
-            std::fs::copy(entry.path(), target).expect("copy");
+            // EINTR from libFuzzer's timer signal once failed a 958 s run here: retried.
+            key4c_pkcs11::eintr::copy(&entry.path(), &target).expect("copy");
         }
     }
 }

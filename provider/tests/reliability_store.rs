@@ -603,10 +603,19 @@ fn disk_full() {
     }
     isolated_reporting(NAME, COPIES, || {
         let mnt = store_dir().parent().unwrap().join("small");
-        let Some(fs) = SmallFs::mount(&mnt, "2m") else {
-            eprintln!("REPORT disk_full: SKIPPED: cannot mount a tmpfs here (needs root with CAP_SYS_ADMIN)");
+        // Root-only: CI runs as root, so there a failed mount fails the test.
+        let fs = SmallFs::mount(&mnt, "2m");
+        if !require::check(&[
+            require::root("mounts a 2 MiB tmpfs"),
+            require::custom(
+                "a 2 MiB tmpfs for the store",
+                fs.is_some(),
+                "needs root with CAP_SYS_ADMIN",
+            ),
+        ]) {
             return;
-        };
+        }
+        let fs = fs.expect("checked");
         let store = fs.path.join("store");
         let ack = fs.path.parent().unwrap().join("acked");
         let log = fs.path.parent().unwrap().join("fill.log");

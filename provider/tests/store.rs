@@ -414,3 +414,42 @@ fn snapshot_cut_by_a_kill_does_not_refuse_the_store() {
         },
     );
 }
+
+/// Found by `scripts/fuzz 900 store_open` (corpus/store_open/regression-empty-log-no-conf): a
+/// store whose log `db` is empty and whose sled settings file `conf` is gone, while the commit
+/// file says writes were acknowledged, was taken for a new store by the pre-open check; sled
+/// then ran, wrote 164 bytes into the empty `db` and refused the store. It is refused before
+/// sled runs, untouched.
+#[test]
+fn empty_log_without_conf_after_acknowledged_writes_is_refused_untouched() {
+    isolated(
+        "empty_log_without_conf_after_acknowledged_writes_is_refused_untouched",
+        "",
+        || {
+            let log = store_dir().parent().unwrap().join("refused.log");
+            std::env::set_var("KEY4C_LOG_FILE", &log);
+            let lib = Lib::load();
+            lib.init();
+            lib.provision();
+            assert_rv!(call!(lib, C_Finalize, null_mut()), CKR_OK);
+            std::fs::write(store_dir().join("db"), b"").unwrap();
+            std::fs::remove_file(store_dir().join("conf")).unwrap();
+            let before = snapshot(&store_dir());
+            assert_eq!(before["db"].len(), 0);
+            assert_rv!(call!(lib, C_Initialize, null_mut()), CKR_DEVICE_ERROR);
+            let after = snapshot(&store_dir());
+            assert_eq!(
+                after["db"].len(),
+                0,
+                "sled wrote into the refused store's log"
+            );
+            assert!(before == after, "the refused store was modified");
+            assert!(!store_dir().join("conf").exists());
+            let text = std::fs::read_to_string(&log).unwrap();
+            assert!(
+                text.contains("its log file db holds nothing and its settings file conf is missing or damaged"),
+                "{text}"
+            );
+        },
+    );
+}

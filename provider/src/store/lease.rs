@@ -313,7 +313,8 @@ fn ask_to_release(path: &Path, deadline: Instant) -> bool {
         // This process's previous instance: OpenStore::open already waits for it.
         return false;
     }
-    let Ok(mut stream) = UnixStream::connect(socket_path(path, pid)) else {
+    let socket = socket_path(path, pid);
+    let Ok(mut stream) = crate::eintr::retry(|| UnixStream::connect(&socket)) else {
         return false;
     };
     let left = deadline.saturating_duration_since(Instant::now());
@@ -393,7 +394,7 @@ impl Listener {
     fn stop(mut self) {
         self.stop.store(true, Ordering::Release);
         // Wakes the thread out of accept().
-        let _ = UnixStream::connect(&self.socket);
+        let _ = crate::eintr::retry(|| UnixStream::connect(&self.socket));
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }

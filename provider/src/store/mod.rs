@@ -981,11 +981,10 @@ fn lock_log(path: &Path) -> Result<Option<std::fs::File>, StoreError> {
     };
     let deadline = std::time::Instant::now() + OWN_LOCK_WAIT;
     loop {
-        // SAFETY: flock on a file descriptor this function owns.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-            return Ok(Some(file));
-        }
-        let e = std::io::Error::last_os_error();
+        let e = match crate::eintr::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) {
+            Ok(()) => return Ok(Some(file)),
+            Err(e) => e,
+        };
         if e.kind() != std::io::ErrorKind::WouldBlock {
             return Err(StoreError::Io {
                 path: path.to_path_buf(),
@@ -1059,7 +1058,14 @@ fn check_log(path: &Path, acknowledged: Option<u64>) -> Result<Verdict, StoreErr
     };
     let Some(segment_size) = segment_size else {
         if db.bytes().iter().all(|&b| b == 0) {
-            return Ok(Verdict::Clean);
+            // Nothing written yet, unless writes were acknowledged: then the log lost them, and
+            // sled must not run (it would write its first segment into the refused store).
+            return Ok(match acknowledged {
+                Some(n) if n > 0 => Verdict::Damaged(format!(
+                    "its log file db holds nothing and its settings file conf is missing or damaged ({n} writes were acknowledged)"
+                )),
+                _ => Verdict::Clean,
+            });
         }
         return Ok(Verdict::Damaged(
             "sled's settings file conf is missing or damaged".into(),
@@ -1203,7 +1209,7 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
                 .any(|not_sled| name.to_string_lossy().starts_with(not_sled))
         {
             // Regular files only: the processes' sockets (lease.rs) are no part of the data.
-            std::fs::copy(entry.path(), target)?;
+            crate::eintr::copy(&entry.path(), &target)?;
         }
     }
     Ok(())
