@@ -372,6 +372,7 @@ fuzz_target!(|data: &[u8]| {
     if mode == 2 && slow_kdf(&store) {
         return;
     }
+    make_private(&store);
     let mut before = BTreeMap::new();
     snapshot(&store, "", &mut before);
     let rv = call!(C_Initialize, null_mut());
