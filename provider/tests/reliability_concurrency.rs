@@ -563,6 +563,7 @@ fn finalize_while_calls_run() {
         let start = Instant::now();
         for round in 0..rounds {
             lib.init();
+            let slot = lib.slot();
             let stop = AtomicBool::new(false);
             std::thread::scope(|s| {
                 for t in 0..6 {
@@ -571,7 +572,23 @@ fn finalize_while_calls_run() {
                     let gone = &gone;
                     s.spawn(move || {
                         let mut rng = Rng::new(seed ^ (round as u64 * 31 + t));
-                        let Ok(h) = lib.open(true) else { return };
+                        // A thread may start only after C_Finalize (a call in flight, such as
+                        // a login's durable writes, holds C_Finalize, which holds new calls):
+                        // C_OpenSession then fails, and the thread has nothing to do.
+                        let mut h = 0;
+                        let rv = call!(
+                            lib,
+                            C_OpenSession,
+                            slot,
+                            CKF_SERIAL_SESSION | CKF_RW_SESSION,
+                            null_mut(),
+                            None,
+                            &mut h
+                        );
+                        expect_rv("C_OpenSession", rv, &[CKR_OK, CKR_CRYPTOKI_NOT_INITIALIZED]);
+                        if rv != CKR_OK {
+                            return;
+                        }
                         let rv = lib.login(h, CKU_USER, USER_PIN);
                         expect_rv(
                             "C_Login",
