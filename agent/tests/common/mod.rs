@@ -127,11 +127,16 @@ impl Service {
 
     /// Runs the `key4c` CLI on this service with the test PINs in its environment.
     pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_with_user_pin(args, USER_PIN)
+    }
+
+    /// Runs the `key4c` CLI with `user_pin` as `KEY4C_USER_PIN` (the new one for `pin set-user`).
+    pub fn cli_with_user_pin(&self, args: &[&str], user_pin: &str) -> Output {
         Command::new(key4c_cli())
             .args(args)
             .env("KEY4C_CONF", &self.module_conf)
             .env("KEY4C_SO_PIN", SO_PIN)
-            .env("KEY4C_USER_PIN", USER_PIN)
+            .env("KEY4C_USER_PIN", user_pin)
             .env_remove("KEY4C_STORE")
             .output()
             .expect("run key4c")
