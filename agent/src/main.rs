@@ -115,23 +115,6 @@ fn serve(config: &Config) -> Result<(), String> {
     let addr = listener
         .local_addr()
         .map_err(|e| format!("cannot read the listening address: {e}"))?;
-    let id = &app.token.identity;
-    let default = app
-        .token
-        .keys()
-        .by_kid
-        .get(&app.default_kid)
-        .map(|k| k.label.clone())
-        .unwrap_or_default();
-    println!(
-        "key4c-jwt-server: listening on {addr} (TLS: {:?}), token {:?} serial {}, {} keys, default key {:?} kid {}",
-        mode,
-        id.label,
-        id.serial,
-        app.token.keys().by_kid.len(),
-        default,
-        app.default_kid
-    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -140,6 +123,24 @@ fn serve(config: &Config) -> Result<(), String> {
         let handle = axum_server::Handle::new();
         server::stop_on_signal(handle.clone())
             .map_err(|e| format!("cannot watch for signals: {e}"))?;
+        // Announced once SIGTERM is handled: a supervisor may stop the agent right after.
+        let id = &app.token.identity;
+        let default = app
+            .token
+            .keys()
+            .by_kid
+            .get(&app.default_kid)
+            .map(|k| k.label.clone())
+            .unwrap_or_default();
+        println!(
+            "key4c-jwt-server: listening on {addr} (TLS: {:?}), token {:?} serial {}, {} keys, default key {:?} kid {}",
+            mode,
+            id.label,
+            id.serial,
+            app.token.keys().by_kid.len(),
+            default,
+            app.default_kid
+        );
         server::serve(
             listener,
             tls,
@@ -152,13 +153,18 @@ fn serve(config: &Config) -> Result<(), String> {
     })?;
     drop(runtime);
     // The handlers are gone: the token is the agent's alone again.
-    if let Ok(app) = std::sync::Arc::try_unwrap(app) {
-        if let Ok(token) = std::sync::Arc::try_unwrap(app.token) {
+    match std::sync::Arc::try_unwrap(app)
+        .ok()
+        .and_then(|app| std::sync::Arc::try_unwrap(app.token).ok())
+    {
+        Some(token) => {
             if let Err(e) = token.logout() {
                 log::warn!("{e}");
             }
             token.close();
+            log::info!("logged out; the module is finalised");
         }
+        None => log::warn!("the token is still in use: the exit closes it"),
     }
     log::info!("stopped");
     Ok(())

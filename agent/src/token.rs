@@ -307,21 +307,23 @@ impl Token {
         op: impl Fn(&Token, &Session, &KeySet) -> Result<T, Op>,
     ) -> Result<T, TokenError> {
         // The semaphore's permit guarantees a session is in the queue.
-        let mut session = self
-            .pool
-            .pop()
-            .ok_or_else(|| TokenError::Failed("no free session".into()))?;
-        let result = match op(self, &session, &self.keys.load()) {
+        let mut lent = Lent {
+            pool: &self.pool,
+            session: self.pool.pop(),
+        };
+        let Some(session) = lent.session.as_mut() else {
+            return Err(TokenError::Failed("no free session".into()));
+        };
+        let result = match op(self, session, &self.keys.load()) {
             Err(Op::Token(e)) if session_lost(&e) => {
                 log::warn!("the token session was lost ({e}): opening a new one");
-                match self.recover(&mut session) {
-                    Ok(()) => op(self, &session, &self.keys.load()),
+                match self.recover(session) {
+                    Ok(()) => op(self, session, &self.keys.load()),
                     Err(e) => Err(Op::Agent(e)),
                 }
             }
             other => other,
         };
-        let _ = self.pool.push(session);
         result.map_err(|e| match e {
             Op::Agent(e) => e,
             Op::Token(e) => TokenError::Failed(format!("the token failed: {e}")),
@@ -383,6 +385,21 @@ impl Token {
         }
         if let Err(e) = self.ctx.finalize() {
             log::warn!("C_Finalize failed: {e}");
+        }
+    }
+}
+
+/// A session taken from the pool; it goes back when dropped, also when an operation panics.
+struct Lent<'a> {
+    pool: &'a ArrayQueue<Session>,
+    session: Option<Session>,
+}
+
+impl Drop for Lent<'_> {
+    fn drop(&mut self) {
+        if let Some(s) = self.session.take() {
+            // Cannot fail: only sessions taken from this queue come back to it.
+            let _ = self.pool.push(s);
         }
     }
 }

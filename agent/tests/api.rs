@@ -537,6 +537,7 @@ fn sigterm_stops_gracefully() {
         log.contains("SIGTERM: finishing the requests in flight, then stopping"),
         "{log}"
     );
+    assert!(log.contains("logged out; the module is finalised"), "{log}");
     assert!(log.contains("stopped"), "{log}");
     // The token is free and intact: the CLI reads it.
     assert_eq!(service.user_failures(), 0);
