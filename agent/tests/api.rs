@@ -245,6 +245,21 @@ async fn tampered_expired_early_and_foreign_tokens_are_refused() {
     tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
     assert_eq!(reason(json!({"token": brief})).await, "expired");
 
+    // A second agent on the same token with another issuer: the signature is good, the
+    // issuer is not.
+    let other = service.start(&service.config("other.json", |c| {
+        c["jwt"]["issuer"] = json!("https://other.example")
+    }));
+    let fresh = issue(agent.addr, json!({"claims": {"sub": "alice"}})).await;
+    let answer = post(
+        other.addr,
+        "/v1/jwt/verify",
+        json!({"token": fresh["token"]}),
+    )
+    .await
+    .json();
+    assert_eq!(answer, json!({"valid": false, "reason": "wrong_issuer"}));
+
     // HMAC keys verify but do not sign unless agent.hmacSigning.
     let hs = post(agent.addr, "/v1/jwt", json!({"kid": service.kid("k-hmac")})).await;
     assert_eq!(hs.status, 403);
