@@ -138,6 +138,11 @@ impl JwtAlg {
         aws_lc_rs::digest::digest(alg, data).as_ref().to_vec()
     }
 
+    /// Whether this is RSA (PKCS#1 v1.5 or PSS).
+    pub fn is_rsa(self) -> bool {
+        self.fits(KeyFamily::Rsa)
+    }
+
     /// Whether this is ECDSA.
     pub fn is_ecdsa(self) -> bool {
         matches!(self, JwtAlg::ES256 | JwtAlg::ES384 | JwtAlg::ES512)
