@@ -3,7 +3,7 @@
 
 use std::future::{ready, Ready};
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -115,12 +115,12 @@ pub async fn serve(
     tls: Option<Arc<ServerConfig>>,
     allow: AllowList,
     router: Router,
-    handle: Handle,
+    handle: Handle<SocketAddr>,
 ) -> io::Result<()> {
     let service = router.into_make_service();
     match tls {
         None => {
-            axum_server::from_tcp(listener)
+            axum_server::from_tcp(listener)?
                 .acceptor(allow)
                 .handle(handle)
                 .serve(service)
@@ -128,7 +128,7 @@ pub async fn serve(
         }
         Some(config) => {
             let acceptor = RustlsAcceptor::new(RustlsConfig::from_config(config)).acceptor(allow);
-            axum_server::from_tcp(listener)
+            axum_server::from_tcp(listener)?
                 .acceptor(acceptor)
                 .handle(handle)
                 .serve(service)
@@ -138,7 +138,7 @@ pub async fn serve(
 }
 
 /// Starts a graceful stop when SIGTERM or SIGINT arrives.
-pub fn stop_on_signal(handle: Handle) -> io::Result<()> {
+pub fn stop_on_signal(handle: Handle<SocketAddr>) -> io::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
