@@ -161,6 +161,29 @@ async fn connection(addr: SocketAddr, auth: Arc<str>, body: Bytes, deadline: Ins
     rate
 }
 
+/// N connections issuing JWTs for the configured time.
+async fn generate_load(addr: SocketAddr, auth: &Arc<str>, body: &Bytes, o: &BenchOptions) -> Rate {
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(o.seconds);
+    let clients: Vec<_> = (0..o.connections)
+        .map(|_| tokio::spawn(connection(addr, Arc::clone(auth), body.clone(), deadline)))
+        .collect();
+    let mut total = Rate::default();
+    for c in clients {
+        match c.await {
+            Ok(r) => {
+                total.ops += r.ops;
+                total.errors += r.errors;
+                total.latencies_us.extend(r.latencies_us);
+            }
+            Err(_) => total.errors += 1,
+        }
+    }
+    total.seconds = start.elapsed().as_secs_f64();
+    total.latencies_us.sort_unstable();
+    total
+}
+
 /// Runs the benchmark and prints its table (or JSON).
 pub fn run(config: &Config, o: &BenchOptions) -> Result<(), String> {
     let client = config
@@ -201,37 +224,30 @@ pub fn run(config: &Config, o: &BenchOptions) -> Result<(), String> {
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     let body =
         Bytes::from(json!({ "claims": { "sub": "bench", "aud": "key4c-bench" } }).to_string());
-    let issue = runtime.block_on(async {
-        let handle = axum_server::Handle::new();
-        let serving = tokio::spawn(server::serve(
-            listener,
-            None,
-            allow,
-            http::router(Arc::clone(&app)),
-            handle.clone(),
-        ));
-        let start = Instant::now();
-        let deadline = start + Duration::from_secs(o.seconds);
-        let clients: Vec<_> = (0..o.connections)
-            .map(|_| tokio::spawn(connection(addr, Arc::clone(&auth), body.clone(), deadline)))
-            .collect();
-        let mut total = Rate::default();
-        for c in clients {
-            match c.await {
-                Ok(r) => {
-                    total.ops += r.ops;
-                    total.errors += r.errors;
-                    total.latencies_us.extend(r.latencies_us);
-                }
-                Err(_) => total.errors += 1,
-            }
-        }
-        total.seconds = start.elapsed().as_secs_f64();
-        total.latencies_us.sort_unstable();
-        handle.shutdown();
-        let _ = serving.await;
-        total
+    let handle = axum_server::Handle::new();
+    let serving = runtime.spawn(server::serve(
+        listener,
+        None,
+        allow,
+        http::router(Arc::clone(&app)),
+        handle.clone(),
+    ));
+    // The load generator runs on its own thread and runtime, as a separate client would.
+    let load = std::thread::scope(|scope| {
+        scope
+            .spawn(|| -> Result<Rate, String> {
+                let clients = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| format!("cannot start the load generator's runtime: {e}"))?;
+                Ok(clients.block_on(generate_load(addr, &auth, &body, o)))
+            })
+            .join()
+            .map_err(|_| "the load generator panicked".to_string())
     });
+    handle.shutdown();
+    let _ = runtime.block_on(serving);
+    let issue = load??;
     drop(runtime);
 
     let ratio = issue.per_second() / sign_1.per_second().max(1e-9);
