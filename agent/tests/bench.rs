@@ -33,7 +33,12 @@ fn bench_reports_c_sign_and_issue_rates_without_errors() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["alg"], "ES256");
     assert_eq!(report["connections"], 4);
-    for phase in ["c_sign_1_thread", "c_sign_pool_threads", "http_issue"] {
+    for phase in [
+        "c_sign_1_thread",
+        "c_sign_pool_threads",
+        "http_issue",
+        "c_sign_1_thread_after",
+    ] {
         assert_eq!(report[phase]["errors"], 0, "{phase}: {report}");
         assert!(
             report[phase]["ops"].as_u64().unwrap() > 0,
