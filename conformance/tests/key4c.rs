@@ -51,10 +51,23 @@ fn key4c_passes_every_case() {
         bad.is_empty(),
         "cases failed against key4c: {bad:?}\n{summary}"
     );
-    for r in &report.records {
-        if r.status == Status::NotApplicable {
-            assert!(!r.detail.is_empty(), "{} is N/A without a reason", r.id);
-        }
+    // N/A is pinned, both ways: exactly the listed cases, each for its listed detail.
+    let pinned = not_applicable(&workspace().join("conformance/expected/key4c-na.toml"));
+    let na: std::collections::BTreeMap<String, String> = report
+        .records
+        .iter()
+        .filter(|r| r.status == Status::NotApplicable)
+        .map(|r| (r.id.clone(), r.detail.clone()))
+        .collect();
+    let unlisted: Vec<_> = na.keys().filter(|id| !pinned.contains_key(*id)).collect();
+    let gone: Vec<_> = pinned.keys().filter(|id| !na.contains_key(*id)).collect();
+    assert!(
+        unlisted.is_empty() && gone.is_empty(),
+        "N/A changed: new N/A cases {unlisted:?} (a function or mechanism stopped working?), \
+         listed N/A cases that now run {gone:?} (delete them from expected/key4c-na.toml)\n{summary}"
+    );
+    for (id, detail) in &na {
+        assert_eq!(detail, &pinned[id], "{id} is N/A for another reason");
     }
     // The token was created by the suite, so every lockout case ran.
     let lockout: Vec<_> = report

@@ -3,18 +3,16 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 
 use common::*;
 use conformance::report::Status;
 
-const SOFTHSM2: &str = "/usr/lib/softhsm/libsofthsm2.so";
+const SOFTHSM2: &str = require::SOFTHSM2;
 
 #[test]
 fn softhsm2_fails_exactly_its_listed_deviations() {
-    if !Path::new(SOFTHSM2).exists() {
-        eprintln!("skipped: {SOFTHSM2} is not installed (scripts/install-deps installs softhsm2)");
+    if !require::check(&[require::softhsm2()]) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -71,9 +69,11 @@ fn softhsm2_fails_exactly_its_listed_deviations() {
 
 #[test]
 fn a_token_with_objects_is_refused_unless_destruction_is_allowed() {
-    let tool = |name: &str| Command::new(name).arg("--help").output().is_ok();
-    if !Path::new(SOFTHSM2).exists() || !tool("softhsm2-util") || !tool("pkcs11-tool") {
-        eprintln!("skipped: needs softhsm2 and opensc (pkcs11-tool)");
+    if !require::check(&[
+        require::softhsm2(),
+        require::tool("softhsm2-util", "apt-get install softhsm2"),
+        require::tool("pkcs11-tool", "apt-get install opensc"),
+    ]) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -343,6 +343,7 @@ fn store_records() {
         so: pin.clone(),
         user: PinRecord::default(),
         so_unlock_request: None,
+        pin_retry_limit: Some(5),
     };
     let service = ServiceRecord {
         uuid: [0x11; 16],
@@ -424,6 +425,25 @@ fn store_open() {
     save("store_open", "flip-a-log-bit", &w.data);
 }
 
+/// store_log: a known-damage log (mode byte even: 2 segments of 3 and 2 messages, fillers,
+/// acknowledged #3, replay from 0) with each kind of damage; and arbitrary bytes over a header.
+fn store_log() {
+    let base = [0x00, 0x01, 0x02, 5, 10, 20, 0x01, 7, 9, 0x03, 0x00];
+    for (what, name) in [
+        (0u8, "intact-two-segments"),
+        (1, "flipped-segment-header"),
+        (2, "flipped-message"),
+        (3, "flipped-empty-tail"),
+    ] {
+        let mut data = base.to_vec();
+        data.extend_from_slice(&[what, 0x05, 0x01, 0x03]);
+        save("store_log", name, &data);
+    }
+    let mut data = vec![0x01, 0x81, 0x05, 0x00, 0x00];
+    data.extend_from_slice(&[0x11; 40]);
+    save("store_log", "arbitrary-bytes-over-a-header", &data);
+}
+
 fn main() {
     api_sequence();
     templates();
@@ -431,5 +451,6 @@ fn main() {
     pin_policy();
     store_records();
     store_open();
+    store_log();
     println!("seeds written under fuzz/corpus/");
 }

@@ -9,8 +9,17 @@
 //! - output buffers: nothing written past the length given, the length protocol of section 5.2;
 //! - the fixture's sensitive HMAC key never leaves the token;
 //! - the PIN counters: a model of spec section 3 fed only with return codes predicts the
-//!   token's PIN flags after every call, and a restart changes none of them.
+//!   token's PIN flags after every call, and a restart changes none of them;
+//! - sessions and login state: a model of PKCS#11's state machine (initialised or not, the
+//!   open sessions and whether each is R/W, who is logged in) checks every return code (a call
+//!   before C_Initialize gives CKR_CRYPTOKI_NOT_INITIALIZED; a handle the model does not have
+//!   open gives CKR_SESSION_HANDLE_INVALID, one it has open never does; C_Login, C_Logout,
+//!   C_OpenSession, C_CloseSession, C_CloseAllSessions, C_InitToken agree with the state), and
+//!   after every call C_GetSessionInfo of each open session reports the model's state.
 #![no_main]
+
+use std::cell::Cell;
+use std::collections::BTreeMap;
 
 use std::ptr::null_mut;
 
@@ -100,8 +109,78 @@ const PIN_FLAGS: CK_FLAGS = CKF_SO_PIN_COUNT_LOW
     | CKF_USER_PIN_FINAL_TRY
     | CKF_USER_PIN_LOCKED;
 
+/// PKCS#11's session and login state (PKCS#11 3.0 section 5.5, 5.6), as the model sees it.
+#[derive(Debug, Default)]
+struct Sessions {
+    /// Open sessions: handle -> R/W.
+    open: BTreeMap<CK_SESSION_HANDLE, bool>,
+    /// Who is logged in (the login is the application's, shared by all its sessions).
+    login: Option<CK_USER_TYPE>,
+}
+
+impl Sessions {
+    /// The state C_GetSessionInfo must report for a session.
+    fn state(&self, rw: bool) -> CK_STATE {
+        match (self.login, rw) {
+            (Some(CKU_SO), _) => CKS_RW_SO_FUNCTIONS,
+            (Some(_), true) => CKS_RW_USER_FUNCTIONS,
+            (Some(_), false) => CKS_RO_USER_FUNCTIONS,
+            (None, true) => CKS_RW_PUBLIC_SESSION,
+            (None, false) => CKS_RO_PUBLIC_SESSION,
+        }
+    }
+
+    fn clear(&mut self) {
+        self.open.clear();
+        self.login = None;
+    }
+}
+
+/// Codes only a call that found its session can give.
+const FOUND_A_SESSION: [CK_RV; 20] = [
+    CKR_OK,
+    CKR_BUFFER_TOO_SMALL,
+    CKR_USER_NOT_LOGGED_IN,
+    CKR_USER_ALREADY_LOGGED_IN,
+    CKR_USER_ANOTHER_ALREADY_LOGGED_IN,
+    CKR_USER_PIN_NOT_INITIALIZED,
+    CKR_OPERATION_ACTIVE,
+    CKR_OPERATION_NOT_INITIALIZED,
+    CKR_SESSION_READ_ONLY,
+    CKR_SESSION_READ_ONLY_EXISTS,
+    CKR_SESSION_READ_WRITE_SO_EXISTS,
+    CKR_OBJECT_HANDLE_INVALID,
+    CKR_KEY_HANDLE_INVALID,
+    CKR_PIN_INCORRECT,
+    CKR_PIN_LOCKED,
+    CKR_SIGNATURE_INVALID,
+    CKR_SIGNATURE_LEN_RANGE,
+    CKR_ENCRYPTED_DATA_INVALID,
+    CKR_KEY_FUNCTION_NOT_PERMITTED,
+    CKR_ATTRIBUTE_SENSITIVE,
+];
+
+/// What kind of call a step made, for the session model.
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    Initialize,
+    Finalize,
+    Restart,
+    OpenSession { rw: bool, serial: bool },
+    CloseSession,
+    CloseAllSessions,
+    Login { user: CK_USER_TYPE },
+    Logout,
+    InitToken,
+    Other,
+}
+
 struct State {
     initialized: bool,
+    /// The model of sessions and login.
+    model: Sessions,
+    /// The session handle the current call was given (set by [`State::session`]).
+    used: Cell<Option<CK_SESSION_HANDLE>>,
     sessions: Vec<CK_SESSION_HANDLE>,
     objects: Vec<CK_OBJECT_HANDLE>,
     last: Vec<u8>,
@@ -130,10 +209,144 @@ fn reserved() -> CK_VOID_PTR {
 impl State {
     fn session(&self, r: &mut Reader) -> CK_SESSION_HANDLE {
         let b = r.u8();
-        match b {
+        let h = match b {
             0..=219 if !self.sessions.is_empty() => self.sessions[b as usize % self.sessions.len()],
             0..=239 => b as CK_SESSION_HANDLE % 8,
             _ => r.u64() as CK_SESSION_HANDLE,
+        };
+        self.used.set(Some(h));
+        h
+    }
+
+    /// Checks a call's return code against the session model, then updates the model.
+    fn check_model(&mut self, name: &str, rv: CK_RV, op: Op, was_initialized: bool) {
+        let m = &mut self.model;
+        if matches!(op, Op::Initialize | Op::Restart) {
+            return;
+        }
+        if !was_initialized {
+            // Before C_Initialize (or after C_Finalize) every call is refused alike (a NULL
+            // or reserved pointer may be refused first: PKCS#11 sets no order; a function the
+            // token does not have is not supported in any state).
+            assert!(
+                matches!(
+                    rv,
+                    CKR_CRYPTOKI_NOT_INITIALIZED
+                        | CKR_ARGUMENTS_BAD
+                        | CKR_FUNCTION_NOT_SUPPORTED
+                        | CKR_FUNCTION_NOT_PARALLEL
+                ),
+                "{name} while not initialised: {}",
+                ckr_name(rv)
+            );
+            return;
+        }
+        if let Some(h) = self.used.get() {
+            match m.open.get(&h) {
+                // Argument checks may come first (PKCS#11 sets no order), but nothing that
+                // needs the session: success, or an answer about its state or its objects.
+                None => assert!(
+                    !FOUND_A_SESSION.contains(&rv),
+                    "{name} on session {h}, which the model has closed or never opened: {}",
+                    ckr_name(rv)
+                ),
+                Some(_) => assert!(
+                    !matches!(rv, CKR_SESSION_HANDLE_INVALID | CKR_SESSION_CLOSED),
+                    "{name} on session {h}, open in the model: {}",
+                    ckr_name(rv)
+                ),
+            }
+        }
+        let valid = self.used.get().is_some_and(|h| m.open.contains_key(&h));
+        match op {
+            Op::Finalize if rv == CKR_OK => m.clear(),
+            Op::OpenSession { rw, serial } if rv == CKR_OK => {
+                assert!(
+                    serial,
+                    "{name}: a session without CKF_SERIAL_SESSION was opened"
+                );
+                assert!(
+                    rw || m.login != Some(CKU_SO),
+                    "{name}: a R/O session opened while the SO is logged in"
+                );
+                let h = self.sessions.last().copied().expect("pushed");
+                assert!(
+                    m.open.insert(h, rw).is_none(),
+                    "{name}: handle {h} given twice"
+                );
+            }
+            Op::OpenSession { serial: false, .. } => assert_eq!(
+                rv, CKR_SESSION_PARALLEL_NOT_SUPPORTED,
+                "{name} without CKF_SERIAL_SESSION"
+            ),
+            Op::OpenSession { rw: false, .. } if m.login == Some(CKU_SO) => assert_eq!(
+                rv, CKR_SESSION_READ_WRITE_SO_EXISTS,
+                "{name} R/O while the SO is logged in"
+            ),
+            Op::CloseSession if valid => {
+                assert_eq!(rv, CKR_OK, "{name} of an open session");
+                m.open.remove(&self.used.get().expect("valid"));
+                if m.open.is_empty() {
+                    m.login = None;
+                }
+            }
+            Op::CloseAllSessions if rv == CKR_OK => m.clear(),
+            Op::Login { user } if valid && matches!(user, CKU_SO | CKU_USER) => {
+                let ro_exists = m.open.values().any(|rw| !rw);
+                match m.login {
+                    Some(u) if u == user => assert!(
+                        matches!(rv, CKR_USER_ALREADY_LOGGED_IN | CKR_ARGUMENTS_BAD),
+                        "{name} as {user} while logged in as {user}: {}",
+                        ckr_name(rv)
+                    ),
+                    Some(_) => assert!(
+                        matches!(rv, CKR_USER_ANOTHER_ALREADY_LOGGED_IN | CKR_ARGUMENTS_BAD),
+                        "{name} as {user} while another user is logged in: {}",
+                        ckr_name(rv)
+                    ),
+                    None if rv == CKR_OK => {
+                        assert!(
+                            user != CKU_SO || !ro_exists,
+                            "{name}: the SO logged in with a R/O session open"
+                        );
+                        m.login = Some(user);
+                    }
+                    None => {}
+                }
+            }
+            Op::Logout if valid => match m.login {
+                Some(_) => {
+                    assert_eq!(rv, CKR_OK, "{name} while logged in");
+                    m.login = None;
+                }
+                None => assert_eq!(rv, CKR_USER_NOT_LOGGED_IN, "{name} while not logged in"),
+            },
+            Op::InitToken if rv == CKR_OK => assert!(
+                m.open.is_empty(),
+                "{name} succeeded with sessions open: {:?}",
+                m.open
+            ),
+            _ => {}
+        }
+    }
+
+    /// Every session the model has open is open, in the state the model says.
+    fn check_sessions(&self, after: &str) {
+        for (&h, &rw) in &self.model.open {
+            let mut info = CK_SESSION_INFO::default();
+            let rv = call!(C_GetSessionInfo, h, &mut info);
+            assert_eq!(
+                rv,
+                CKR_OK,
+                "after {after}: C_GetSessionInfo of session {h}, open in the model: {}",
+                ckr_name(rv)
+            );
+            assert_eq!(
+                (info.state, info.flags & CKF_RW_SESSION != 0),
+                (self.model.state(rw), rw),
+                "after {after}: session {h} (model: {:?})",
+                self.model
+            );
         }
     }
 
@@ -218,6 +431,9 @@ impl State {
         let op = r.u8() % 60;
         let name: &str;
         let rv: CK_RV;
+        let mut kind = Op::Other;
+        self.used.set(None);
+        let was_initialized = self.initialized;
         match op {
             0 => {
                 name = "C_Initialize";
@@ -262,10 +478,28 @@ impl State {
                     &mut args as *mut _ as CK_VOID_PTR
                 };
                 rv = call!(C_Initialize, p);
+                kind = Op::Initialize;
                 if rv == CKR_OK {
                     self.initialized = true;
+                    self.model.clear();
                     self.sessions.clear();
                     self.objects.clear();
+                } else if !self.initialized {
+                    // Only bad arguments refuse a first C_Initialize.
+                    assert!(
+                        matches!(rv, CKR_ARGUMENTS_BAD | CKR_CANT_LOCK),
+                        "C_Initialize while not initialised: {}",
+                        ckr_name(rv)
+                    );
+                } else {
+                    assert!(
+                        matches!(
+                            rv,
+                            CKR_CRYPTOKI_ALREADY_INITIALIZED | CKR_ARGUMENTS_BAD | CKR_CANT_LOCK
+                        ),
+                        "C_Initialize while initialised: {}",
+                        ckr_name(rv)
+                    );
                 }
             }
             1 => {
@@ -276,7 +510,12 @@ impl State {
                     null_mut()
                 };
                 rv = call!(C_Finalize, p);
+                kind = Op::Finalize;
                 if rv == CKR_OK {
+                    assert!(
+                        self.initialized,
+                        "C_Finalize succeeded while not initialised"
+                    );
                     self.initialized = false;
                 }
             }
@@ -346,6 +585,7 @@ impl State {
                     .token_flags()
                     .map(|(f, _)| f & CKF_TOKEN_INITIALIZED != 0);
                 rv = call!(C_InitToken, slot, pin.ptr(), pin.len(), label.as_mut_ptr());
+                kind = Op::InitToken;
                 if was == Some(true) {
                     self.so.wrong(rv, name);
                 }
@@ -397,6 +637,13 @@ impl State {
                 };
                 let mut h = 0;
                 rv = call!(C_OpenSession, slot, flags, null_mut(), None, &mut h);
+                // Slot 0 is the token's; another slot is refused before the flags are.
+                if slot == 0 {
+                    kind = Op::OpenSession {
+                        rw: flags & CKF_RW_SESSION != 0,
+                        serial: flags & CKF_SERIAL_SESSION != 0,
+                    };
+                }
                 if rv == CKR_OK {
                     self.sessions.push(h);
                 }
@@ -404,10 +651,12 @@ impl State {
             12 => {
                 name = "C_CloseSession";
                 rv = call!(C_CloseSession, self.session(r));
+                kind = Op::CloseSession;
             }
             13 => {
                 name = "C_CloseAllSessions";
                 rv = call!(C_CloseAllSessions, self.slot(r));
+                kind = Op::CloseAllSessions;
             }
             14 => {
                 name = "C_GetSessionInfo";
@@ -439,6 +688,7 @@ impl State {
                         username.len()
                     );
                 }
+                kind = Op::Login { user };
                 let counter = match user {
                     CKU_SO => Some(&mut self.so),
                     CKU_USER | CKU_CONTEXT_SPECIFIC => Some(&mut self.user),
@@ -454,6 +704,7 @@ impl State {
             17 => {
                 name = "C_Logout";
                 rv = call!(C_Logout, self.session(r));
+                kind = Op::Logout;
             }
             18 => {
                 name = "C_CreateObject";
@@ -802,6 +1053,7 @@ impl State {
             }
             57 => {
                 name = "restart";
+                kind = Op::Restart;
                 // What was durable before a restart is what the token shows after it.
                 let before = self.token_flags();
                 rv = call!(C_Finalize, null_mut());
@@ -814,6 +1066,7 @@ impl State {
                         ckr_name(again)
                     );
                     self.initialized = true;
+                    self.model.clear();
                     self.sessions.clear();
                     self.objects.clear();
                     let after = self.token_flags();
@@ -842,8 +1095,10 @@ impl State {
             eprintln!("{name} -> {}", ckr_name(rv));
         }
         check_rv(name, rv);
+        self.check_model(name, rv, kind, was_initialized);
         if self.initialized {
             self.check_flags(name);
+            self.check_sessions(name);
         }
         self.sessions.truncate(32);
         self.objects.truncate(64);
@@ -861,6 +1116,8 @@ fuzz_target!(|data: &[u8]| {
     reset();
     let mut state = State {
         initialized: true,
+        model: Sessions::default(),
+        used: Cell::new(None),
         sessions: Vec::new(),
         objects: Vec::new(),
         last: Vec::new(),

@@ -8,7 +8,11 @@
 //! - a refused store is left as it was: every file that existed keeps its bytes (sled's
 //!   snapshot index, the holder file and a `conf` too short to hold sled's settings aside);
 //! - an opened one can be used: token info, a session, a User login, a search, reads — every
-//!   call returns a PKCS#11 code, CKR_DEVICE_ERROR allowed for damaged records.
+//!   call returns a PKCS#11 code, CKR_DEVICE_ERROR allowed for damaged records;
+//! - no silent loss: when a store with byte-level damage opens while its commit file is the
+//!   template's (so the store knows what it acknowledged: every object of the template), every
+//!   object record of the template is in the store, byte for byte, and the User's search finds
+//!   as many objects as the template holds.
 //!
 //! sled itself panics on some damage and key4c's Store::open catches that by design: this
 //! target's panic hook lets panics raised inside sled unwind (to that guard) and aborts on any
@@ -87,7 +91,7 @@ fn copy_template(to: &Path) {
         let rel = f.strip_prefix(from).expect("inside");
         let target = to.join(rel);
         std::fs::create_dir_all(target.parent().expect("parent")).expect("mkdir");
-        std::fs::copy(&f, target).expect("copy");
+        key4c_pkcs11::eintr::copy(&f, &target).expect("copy");
     }
 }
 
@@ -204,8 +208,55 @@ fn raw_files(r: &mut Reader, store: &Path) {
     }
 }
 
-/// Uses an opened store a little.
-fn probe() {
+/// Object records: key -> value, as sled holds them.
+type Records = BTreeMap<Vec<u8>, Vec<u8>>;
+
+/// The `objects` tree of a store, read with sled on a copy (sled writes when it opens).
+fn objects_of(store: &Path) -> Records {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    for f in files(store) {
+        let rel = f.strip_prefix(store).expect("inside");
+        let name = rel.to_string_lossy();
+        if name.ends_with(".sock") {
+            continue;
+        }
+        let target = tmp.path().join(rel);
+        std::fs::create_dir_all(target.parent().expect("parent")).expect("mkdir");
+        key4c_pkcs11::eintr::copy(&f, &target).expect("copy");
+    }
+    let db = sled::Config::new()
+        .path(tmp.path())
+        .open()
+        .expect("sled opens a store key4c opened");
+    let tree = db.open_tree(b"objects").expect("objects tree");
+    let out = tree
+        .iter()
+        .map(|e| {
+            let (k, v) = e.expect("an object record");
+            (k.to_vec(), v.to_vec())
+        })
+        .collect();
+    drop(tree);
+    drop(db);
+    out
+}
+
+/// The template's object records and its commit file (read once).
+fn reference() -> &'static (Records, Vec<u8>) {
+    static REF: std::sync::OnceLock<(Records, Vec<u8>)> = std::sync::OnceLock::new();
+    REF.get_or_init(|| {
+        let t = &env().template;
+        let objects = objects_of(t);
+        assert!(!objects.is_empty(), "the template has no objects");
+        let commit = std::fs::read(t.join(key4c_pkcs11::store::commit::COMMIT_FILE))
+            .expect("the template's commit file");
+        (objects, commit)
+    })
+}
+
+/// Uses an opened store a little; returns how many objects the User's search found (`None`
+/// when a call on the way failed, as it may on damaged records).
+fn probe() -> Option<usize> {
     let mut info = CK_TOKEN_INFO::default();
     let rv = call!(C_GetTokenInfo, 0, &mut info);
     check_damaged("C_GetTokenInfo", rv);
@@ -220,19 +271,24 @@ fn probe() {
     );
     check_damaged("C_OpenSession", rv);
     if rv != CKR_OK {
-        return;
+        return None;
     }
     // (A tampered KDF iteration count is filtered out before: see slow_kdf.)
     let rv = login(h, CKU_USER, USER_PIN);
     check_damaged("C_Login", rv);
+    let logged_in = rv == CKR_OK;
     let mut t = Template::default();
     let rv = call!(C_FindObjectsInit, h, t.ptr(), t.len());
     check_damaged("C_FindObjectsInit", rv);
+    let mut count = None;
     if rv == CKR_OK {
         let mut found = [0 as CK_OBJECT_HANDLE; 32];
         let mut n = 0;
         let rv = call!(C_FindObjects, h, found.as_mut_ptr(), 32, &mut n);
         check_damaged("C_FindObjects", rv);
+        if rv == CKR_OK && logged_in {
+            count = Some(n as usize);
+        }
         let _ = call!(C_FindObjectsFinal, h);
         for &o in &found[..n as usize] {
             for ty in [
@@ -265,6 +321,7 @@ fn probe() {
             check_damaged("C_SignInit", rv);
         }
     }
+    count
 }
 
 /// On a damaged store CKR_DEVICE_ERROR is a fair answer; a panic or a non-PKCS#11 code is not.
@@ -315,6 +372,7 @@ fuzz_target!(|data: &[u8]| {
     if mode == 2 && slow_kdf(&store) {
         return;
     }
+    make_private(&store);
     let mut before = BTreeMap::new();
     snapshot(&store, "", &mut before);
     let rv = call!(C_Initialize, null_mut());
@@ -356,6 +414,37 @@ fuzz_target!(|data: &[u8]| {
     if rv == CKR_DEVICE_ERROR {
         return;
     }
-    probe();
+    let found = probe();
     ok!(call!(C_Finalize, null_mut()));
+    // No silent loss: the store kept its commit file, so it knows it acknowledged every
+    // template object; having opened, it must hold each of them unchanged.
+    let (objects, commit) = reference();
+    if mode == 1 && before.get(key4c_pkcs11::store::commit::COMMIT_FILE) == Some(commit) {
+        wait_released(&store);
+        let got = objects_of(&store);
+        for (k, v) in objects {
+            assert!(
+                got.get(k) == Some(v),
+                "a damaged store opened without the acknowledged object {k:02x?} ({})",
+                if got.contains_key(k) {
+                    "changed"
+                } else {
+                    "missing"
+                }
+            );
+        }
+        if let Some(n) = found {
+            assert_eq!(
+                n,
+                objects.len(),
+                "objects the User finds after the store opened"
+            );
+        }
+        if std::env::var_os("KEY4C_FUZZ_TRACE").is_some() {
+            eprintln!(
+                "store_open: damaged store opened, {} acknowledged objects identical, the User finds {found:?}",
+                objects.len()
+            );
+        }
+    }
 });

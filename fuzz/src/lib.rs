@@ -151,7 +151,9 @@ pub fn env() -> &'static Env {
         std::fs::write(
             &conf,
             format!(
-                "store = {:?}\nkdf_iterations = 1000\nlog_level = \"off\"\n",
+                // The targets put copies of one template store back again and again: that
+                // is what a restore looks like (store::rollback), so that check is off.
+                "store = {:?}\nkdf_iterations = 1000\nlog_level = \"off\"\nrestore_check = false\n",
                 store.display().to_string()
             ),
         )
@@ -199,8 +201,9 @@ pub fn wait_released(dir: &Path) {
     let start = std::time::Instant::now();
     while start.elapsed() < std::time::Duration::from_secs(10) {
         // sled holds an exclusive flock on `db` for as long as any part of it lives.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-            unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_UN) };
+        // Retried on EINTR (libFuzzer's own timer signal): eintr.rs.
+        if key4c_pkcs11::eintr::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB).is_ok() {
+            key4c_pkcs11::eintr::flock(file.as_raw_fd(), libc::LOCK_UN).expect("unlock");
             return;
         }
         std::thread::sleep(std::time::Duration::from_millis(2));
@@ -211,17 +214,45 @@ pub fn wait_released(dir: &Path) {
     );
 }
 
+/// Gives a store the modes the module makes and requires (0700 directories, 0600 files):
+/// stores the targets build or copy are refused otherwise, before the module reads them.
+pub fn make_private(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    for entry in entries.flatten() {
+        match entry.file_type() {
+            Ok(kind) if kind.is_dir() => make_private(&entry.path()),
+            Ok(kind) if kind.is_file() => {
+                let _ = std::fs::set_permissions(
+                    entry.path(),
+                    std::fs::Permissions::from_mode(0o600),
+                );
+            }
+            _ => {}
+        }
+    }
+}
+
 fn copy_dir(from: &Path, to: &Path) {
+    copy_files(from, to);
+    make_private(to);
+}
+
+fn copy_files(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("mkdir");
     for entry in std::fs::read_dir(from).expect("read_dir") {
         let entry = entry.expect("entry");
         let target = to.join(entry.file_name());
         let kind = entry.file_type().expect("type");
         if kind.is_dir() {
-            copy_dir(&entry.path(), &target);
+            copy_files(&entry.path(), &target);
         } else if kind.is_file() {
             // Not the sockets of the processes using the store.
-            std::fs::copy(entry.path(), target).expect("copy");
+            // EINTR from libFuzzer's timer signal once failed a 958 s run here: retried.
+            key4c_pkcs11::eintr::copy(&entry.path(), &target).expect("copy");
         }
     }
 }

@@ -122,23 +122,33 @@ mod tests {
     }
 }
 
-/// The spec's PIN vectors (`shared/spec/pin-vectors.tsv` beside the repository), decoded:
-/// (PIN, expected CKR name). `None` when the file is not there.
-pub fn pin_vectors() -> Option<Vec<(Vec<u8>, String)>> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/spec/pin-vectors.tsv"
+/// The repository's copy of the spec's PIN vectors.
+pub const PIN_VECTORS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../provider/tests/data/pin-vectors.tsv"
+);
+
+/// The PIN vectors ([`PIN_VECTORS`], the repository's copy of `shared/spec/pin-vectors.tsv`,
+/// which provider/tests/token.rs keeps equal to the spec), decoded: (PIN, expected CKR name).
+/// A missing or empty file is an error: the checks they feed must never be skipped quietly.
+pub fn pin_vectors() -> Vec<(Vec<u8>, String)> {
+    let text = std::fs::read_to_string(PIN_VECTORS).unwrap_or_else(|e| {
+        panic!("the PIN vectors {PIN_VECTORS} cannot be read ({e}): they are part of the repository (git checkout provider/tests/data/pin-vectors.tsv)")
+    });
+    let vectors: Vec<(Vec<u8>, String)> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let (pin, want) = l.split_once('\t').expect("two columns");
+            (decode_vector(pin), want.trim().to_string())
+        })
+        .collect();
+    assert!(
+        vectors.len() > 10,
+        "{PIN_VECTORS}: only {} vectors",
+        vectors.len()
     );
-    let text = std::fs::read_to_string(path).ok()?;
-    Some(
-        text.lines()
-            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-            .map(|l| {
-                let (pin, want) = l.split_once('\t').expect("two columns");
-                (decode_vector(pin), want.trim().to_string())
-            })
-            .collect(),
-    )
+    vectors
 }
 
 /// One PIN of the vectors file: `\xNN` is a byte, `X*N` N copies of X, `(empty)` nothing.
@@ -182,11 +192,7 @@ mod vectors {
 
     #[test]
     fn the_model_agrees_with_the_spec_vectors() {
-        let Some(vectors) = pin_vectors() else {
-            eprintln!("shared/spec/pin-vectors.tsv not found beside the repository: skipped");
-            return;
-        };
-        assert!(vectors.len() > 10);
+        let vectors = pin_vectors();
         for (pin, want) in vectors {
             let got = verdict_ckr(pin_verdict(&pin));
             assert_eq!(got, want, "{:?}", String::from_utf8_lossy(&pin));

@@ -485,12 +485,16 @@ fn in_process(m: &Module, s: &Settings, out: &mut Vec<CaseResult>) -> Result<Opt
     }
 
     for kind in [KeyKind::Ec(Curve::P256), KeyKind::Rsa(2048)] {
-        out.push(keygen(m, &session, s, kind));
+        out.push(keygen(m, &session, s, kind, false));
     }
+    // Durable writes (formerly provider/tests/store_costs.rs): a token key pair is written to
+    // the store before the call returns.
+    out.push(keygen(m, &session, s, KeyKind::Ec(Curve::P256), true));
     out.extend(threads(m, s, primary.as_ref()));
     // Last: C_Logout logs the whole application out, and some modules (SoftHSM2) then drop the
     // handles of private objects.
     out.push(login(m, s));
+    out.push(wrong_login(m, s));
     // A cold start finds the key in a new process: only a token object can be found there.
     Ok(primary.map(|(c, _)| c).filter(|_| m.owns_store()))
 }
@@ -544,12 +548,16 @@ fn sign_verify(
     (Pending(sign), Pending(verify), ok)
 }
 
-fn keygen(m: &Module, session: &Session, s: &Settings, kind: KeyKind) -> CaseResult {
-    let name = format!("keygen {kind}");
+fn keygen(m: &Module, session: &Session, s: &Settings, kind: KeyKind, token: bool) -> CaseResult {
+    let name = if token {
+        format!("keygen {kind} token key pair (durable write)")
+    } else {
+        format!("keygen {kind}")
+    };
     let opts = KeyOptions {
         label: "bench-keygen".into(),
         id: b"bench-keygen".to_vec(),
-        token: false,
+        token,
         extractable: false,
     };
     let r = keys::require(m, kind.gen_mechanism().mechanism_type()).and_then(|_| {
@@ -579,6 +587,39 @@ fn login(m: &Module, s: &Settings) -> CaseResult {
             })
         });
     Pending(r.map_err(|e| status::status_of(&e))).into_named("C_Login User".into(), "login")
+}
+
+/// A wrong User PIN (formerly provider/tests/store_costs.rs): on a token that counts failures
+/// durably, each one is a durable write of the counter. The right PIN after each (not timed)
+/// resets the counter, so the token never locks.
+fn wrong_login(m: &Module, s: &Settings) -> CaseResult {
+    let r = m
+        .ctx
+        .open_rw_session(m.slot)
+        .map_err(anyhow::Error::from)
+        .and_then(|session| {
+            let pin = module::pin(&m.user_pin);
+            let wrong = module::pin("Wr0ng-Pin.x");
+            measure(s, 1, true, || {
+                let _ = session.logout();
+                let t = Instant::now();
+                let r = session.login(UserType::User, Some(&wrong));
+                let d = t.elapsed();
+                match r {
+                    Err(cryptoki::error::Error::Pkcs11(
+                        cryptoki::error::RvError::PinIncorrect,
+                        _,
+                    )) => {}
+                    other => anyhow::bail!("a wrong PIN gave {other:?}, not CKR_PIN_INCORRECT"),
+                }
+                session.login(UserType::User, Some(&pin))?;
+                Ok(d)
+            })
+        });
+    Pending(r.map_err(|e| status::status_of(&e))).into_named(
+        "C_Login wrong User PIN (durable failure counter)".into(),
+        "login",
+    )
 }
 
 fn find(session: &Session, s: &Settings, token: bool) -> Vec<CaseResult> {

@@ -72,9 +72,23 @@ pub struct Comparison {
 struct Recorder {
     section: String,
     cells: Vec<(String, String, String)>,
+    /// PIN restores that failed: every later row of that module would be measured with a PIN
+    /// the harness does not know, so the comparison is refused ([`run`]).
+    restore_failures: Vec<String>,
 }
 
 impl Recorder {
+    /// Checks the result of putting a PIN back after a check changed it.
+    fn restored<T>(&mut self, what: &str, r: Result<T, Error>) {
+        if let Err(e) = r {
+            self.restore_failures.push(format!(
+                "{} / {what}: {}",
+                self.section,
+                ckr::error_name(&e)
+            ));
+        }
+    }
+
     fn section(&mut self, s: &str) {
         self.section = s.to_string();
     }
@@ -108,11 +122,13 @@ fn any_rv<T>(r: &Result<T>) -> String {
 pub fn run(args: &CompareArgs) -> Result<Comparison> {
     let specs = args.modules.specs();
     let mut per_module: Vec<Vec<(String, String, String)>> = Vec::new();
+    let mut restore_failures = Vec::new();
     for spec in &specs {
         eprintln!("compare: running the scenario against {}", spec.name);
         let mut rec = Recorder {
             section: "module".into(),
             cells: Vec::new(),
+            restore_failures: Vec::new(),
         };
         match Module::open(spec) {
             Ok(m) => {
@@ -127,6 +143,9 @@ pub fn run(args: &CompareArgs) -> Result<Comparison> {
                 "open and provision",
                 format!("failed: {}", crate::status::describe(&e)),
             ),
+        }
+        for f in &rec.restore_failures {
+            restore_failures.push(format!("{}: {f}", spec.name));
         }
         per_module.push(rec.cells);
     }
@@ -146,6 +165,12 @@ pub fn run(args: &CompareArgs) -> Result<Comparison> {
         .collect();
     if !unusable.is_empty() {
         anyhow::bail!("could not open {}", unusable.join(", "));
+    }
+    if !restore_failures.is_empty() {
+        anyhow::bail!(
+            "a PIN could not be put back, so later rows are not comparable: {}",
+            restore_failures.join("; ")
+        );
     }
     Ok(comparison)
 }
@@ -517,14 +542,16 @@ fn pin_policy(m: &Module, rec: &mut Recorder) {
         "C_InitPIN same as current",
         rv(&session.init_pin(&module::pin("Val1d-Pin.x"))),
     );
-    rec.put(
-        "C_InitPIN restore harness User PIN",
-        rv(&session.init_pin(&module::pin(&m.user_pin))),
-    );
+    let r = session.init_pin(&module::pin(&m.user_pin));
+    rec.put("C_InitPIN restore harness User PIN", rv(&r));
+    rec.restored("C_InitPIN restore harness User PIN", r);
     let weak = session.set_pin(&module::pin(&m.so_pin), &module::pin("abc"));
     rec.put("C_SetPIN SO to 'abc'", rv(&weak));
     if weak.is_ok() {
-        let _ = session.set_pin(&module::pin("abc"), &module::pin(&m.so_pin));
+        rec.restored(
+            "SO PIN back from 'abc'",
+            session.set_pin(&module::pin("abc"), &module::pin(&m.so_pin)),
+        );
     }
     rec.put(
         "C_SetPIN SO to the same PIN",
@@ -538,14 +565,20 @@ fn pin_policy(m: &Module, rec: &mut Recorder) {
         let r = session.set_pin(&module::pin(&m.user_pin), &module::pin(other));
         rec.put("C_SetPIN User in a User session", rv(&r));
         if r.is_ok() {
-            let _ = session.set_pin(&module::pin(other), &module::pin(&m.user_pin));
+            rec.restored(
+                "User PIN back (User session)",
+                session.set_pin(&module::pin(other), &module::pin(&m.user_pin)),
+            );
         }
         let _ = session.logout();
     }
     let r = session.set_pin(&module::pin(&m.user_pin), &module::pin(other));
     rec.put("C_SetPIN User in a public session", rv(&r));
     if r.is_ok() {
-        let _ = session.set_pin(&module::pin(other), &module::pin(&m.user_pin));
+        rec.restored(
+            "User PIN back (public session)",
+            session.set_pin(&module::pin(other), &module::pin(&m.user_pin)),
+        );
     }
 }
 
@@ -986,7 +1019,28 @@ fn error_paths(m: &Module, session: Session, raw: &Raw, keys: &[Key], rec: &mut 
 
 #[cfg(test)]
 mod tests {
-    use super::shape;
+    use super::{shape, Recorder};
+
+    #[test]
+    fn a_failed_pin_restore_is_kept_with_its_section_and_code() {
+        let mut rec = Recorder {
+            section: "PIN policy".into(),
+            cells: Vec::new(),
+            restore_failures: Vec::new(),
+        };
+        rec.restored("ok one", Ok::<(), cryptoki::error::Error>(()));
+        rec.restored(
+            "SO PIN back",
+            Err::<(), _>(cryptoki::error::Error::Pkcs11(
+                cryptoki::error::RvError::PinIncorrect,
+                cryptoki::context::Function::SetPIN,
+            )),
+        );
+        assert_eq!(
+            rec.restore_failures,
+            ["PIN policy / SO PIN back: CKR_PIN_INCORRECT"]
+        );
+    }
 
     #[test]
     fn a_serial_of_digits_has_the_shape_of_a_hex_one() {

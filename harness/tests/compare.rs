@@ -58,7 +58,6 @@ fn the_same_module_twice_does_not_differ() {
 #[test]
 fn key4c_policy_and_lockout_differ_from_softhsm() {
     let (Some(softhsm), Some(key4c)) = (common::softhsm(), common::key4c()) else {
-        println!("skipping: needs both SoftHSM2 and key4c");
         return;
     };
     let c = compare(&[&softhsm, &key4c]);

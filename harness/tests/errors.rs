@@ -31,8 +31,7 @@ fn a_missing_module_is_one_error_line() {
 #[test]
 fn a_library_without_pkcs11_symbols_is_reported() {
     let libm = "/lib/x86_64-linux-gnu/libm.so.6";
-    if !std::path::Path::new(libm).exists() {
-        println!("skipping: {libm} is absent");
+    if !common::require::check(&[common::require::file(libm, "apt-get install libc6")]) {
         return;
     }
     let (ok, _, err) = run(&["jwt", "--module", libm]);
@@ -77,8 +76,10 @@ fn bench_reports_an_unusable_module_and_measures_the_others() {
 #[test]
 fn an_unknown_vendor_needs_a_slot_and_pins() {
     let proxy = "/usr/lib/x86_64-linux-gnu/p11-kit-proxy.so";
-    if !std::path::Path::new(proxy).exists() {
-        println!("skipping: {proxy} is absent");
+    if !common::require::check(&[common::require::file(
+        proxy,
+        "apt-get install p11-kit-modules",
+    )]) {
         return;
     }
     let (ok, _, err) = run(&["jwt", "--module", proxy]);

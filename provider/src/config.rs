@@ -6,11 +6,14 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::crypto::master_key::{DEFAULT_KDF_ITERATIONS, MAX_KDF_ITERATIONS, MIN_KDF_ITERATIONS};
+pub use crate::store::access::Access;
 
 /// Environment variable naming the configuration file.
 pub const ENV_CONF: &str = "KEY4C_CONF";
 /// Environment variable naming the store directory (overrides the file's `store`).
 pub const ENV_STORE: &str = "KEY4C_STORE";
+/// Environment variable naming this user's key4c state directory (overrides `state_dir`).
+pub const ENV_STATE_DIR: &str = "KEY4C_STATE_DIR";
 /// Environment variable with the log level (`error`, `warn`, `info`, `debug`, `trace`, `off`).
 pub const ENV_LOG: &str = "KEY4C_LOG";
 /// Environment variable naming a log file (default: stderr).
@@ -47,6 +50,19 @@ impl<'de> Deserialize<'de> for Version {
 pub struct Config {
     /// Store directory. `KEY4C_STORE` overrides it; default: `<user data dir>/key4c/store`.
     pub store: Option<PathBuf>,
+    /// Who may read the store: `private` (its owner; 0700/0600) or `group` (0770/0660).
+    pub store_access: Access,
+    /// This user's key4c state directory, where the newest commit seen of each token is kept
+    /// to notice a store restored from a copy. `KEY4C_STATE_DIR` overrides it; default:
+    /// `<user state dir>/key4c` (`~/.local/state/key4c`).
+    pub state_dir: Option<PathBuf>,
+    /// Notice a store restored from an earlier copy and refuse it (off for rigs that put a
+    /// golden copy of a store back before every run).
+    pub restore_check: bool,
+    /// Open a store older than the newest commit seen (never from a file: only the `key4c`
+    /// command with which the SO accepts a deliberate restore sets it).
+    #[serde(skip)]
+    pub accept_restore: bool,
     /// `manufacturerID` of the library, slot and token.
     pub manufacturer: String,
     /// `hardwareVersion` of slot and token.
@@ -85,6 +101,10 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             store: None,
+            store_access: Access::Private,
+            state_dir: None,
+            restore_check: true,
+            accept_restore: false,
             manufacturer: "Key4C Emulator".into(),
             hardware_version: Version { major: 3, minor: 0 },
             firmware_version: Version { major: 3, minor: 0 },
@@ -112,9 +132,41 @@ impl Config {
             None => Config::default(),
         };
         if let Some(store) = std::env::var_os(ENV_STORE) {
+            if store.is_empty() {
+                return Err(format!(
+                    "{ENV_STORE} is set but empty: name the store directory, or unset it for the default"
+                ));
+            }
             config.store = Some(PathBuf::from(store));
         }
+        if let Some(dir) = std::env::var_os(ENV_STATE_DIR).filter(|d| !d.is_empty()) {
+            config.state_dir = Some(PathBuf::from(dir));
+        }
+        if let Ok(level) = std::env::var(ENV_LOG) {
+            check_log_level(&level).map_err(|e| format!("{ENV_LOG}: {e}"))?;
+        }
         Ok(config)
+    }
+
+    /// Makes the store directory an absolute path, resolved once against the working
+    /// directory (a relative one would follow every later change of it), and says so in the
+    /// log when it was relative.
+    pub fn resolve_store(&mut self) -> Result<(), String> {
+        let dir = self.store_dir();
+        if dir.as_os_str().is_empty() {
+            return Err("the store path is empty: name the store directory".into());
+        }
+        if !dir.is_absolute() {
+            let absolute = std::path::absolute(&dir)
+                .map_err(|e| format!("cannot resolve the store path {}: {e}", dir.display()))?;
+            log::warn!(
+                "the store path {} is relative: using {}",
+                dir.display(),
+                absolute.display()
+            );
+            self.store = Some(absolute);
+        }
+        Ok(())
     }
 
     /// Reads and checks one configuration file.
@@ -147,7 +199,38 @@ impl Config {
         if self.manufacturer.len() > 32 {
             return Err("manufacturer is longer than 32 bytes".into());
         }
+        if self
+            .store
+            .as_ref()
+            .is_some_and(|s| s.as_os_str().is_empty())
+        {
+            return Err(
+                "store = \"\" names no directory: name the store directory, or leave the key out for the default"
+                    .into(),
+            );
+        }
+        if let Some(level) = &self.log_level {
+            check_log_level(level).map_err(|e| format!("log_level: {e}"))?;
+        }
         Ok(())
+    }
+
+    /// The state directory this configuration uses (`None` where the user has none).
+    pub fn state_dir(&self) -> Option<PathBuf> {
+        self.state_dir.clone().or_else(|| {
+            dirs::state_dir()
+                .or_else(dirs::data_dir)
+                .map(|d| d.join("key4c"))
+        })
+    }
+
+    /// How the token's store is opened.
+    pub fn store_options(&self) -> crate::store::StoreOptions {
+        crate::store::StoreOptions {
+            access: self.store_access,
+            state_dir: self.state_dir().filter(|_| self.restore_check),
+            accept_restore: self.accept_restore,
+        }
     }
 
     /// The store directory this configuration uses.
@@ -157,6 +240,33 @@ impl Config {
             None => default_store_dir(),
         }
     }
+}
+
+/// The levels a log filter may name.
+const LOG_LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+
+/// A log filter: a level, or comma-separated `LEVEL` / `TARGET=LEVEL` directives. (The logger
+/// alone would take an unknown word for a module name and log nothing, without a word.)
+pub(crate) fn check_log_level(filter: &str) -> Result<(), String> {
+    let bad = |what: &str| {
+        Err(format!(
+            "{what:?} is not a log level (one of {}, or TARGET=LEVEL)",
+            LOG_LEVELS.join(", ")
+        ))
+    };
+    if filter.trim().is_empty() {
+        return bad(filter);
+    }
+    for directive in filter.split(',') {
+        let level = directive
+            .rsplit_once('=')
+            .map_or(directive, |(_, l)| l)
+            .trim();
+        if !LOG_LEVELS.iter().any(|l| l.eq_ignore_ascii_case(level)) {
+            return bad(directive);
+        }
+    }
+    Ok(())
 }
 
 /// `<user data dir>/key4c/store`, or `./key4c-store` where the platform has no data dir.

@@ -10,6 +10,7 @@
 pub mod abi;
 pub mod config;
 pub mod crypto;
+pub mod eintr;
 pub mod logging;
 pub mod store;
 pub mod token;

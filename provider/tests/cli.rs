@@ -34,8 +34,9 @@ impl Env {
         let dir = tempfile::tempdir().expect("temp dir");
         let p = |s: &str| dir.path().join(s).display().to_string();
         let config = format!(
-            "store = {:?}\nkdf_iterations = 1000\noutbox = {:?}\nvendor_public_key = {:?}\nmail_from = \"key4c-vendor@example.net\"\n{extra}\n",
+            "store = {:?}\nstate_dir = {:?}\nkdf_iterations = 1000\noutbox = {:?}\nvendor_public_key = {:?}\nmail_from = \"key4c-vendor@example.net\"\n{extra}\n",
             p("store"),
+            p("state"),
             p("outbox"),
             p("vendor/vendor.pub"),
         );
@@ -246,6 +247,7 @@ fn help_on_every_command() {
         &["pin"],
         &["pin", "change-so"],
         &["pin", "set-user"],
+        &["pin", "retry-limit"],
         &["unlock"],
         &["unlock", "request"],
         &["unlock", "status"],
@@ -1027,6 +1029,58 @@ fn keys_generate_list_export_delete() {
         .count();
     assert_eq!(generated, 7 * 2 + 3, "pairs count twice");
     assert!(has_event(&audit, "key.delete", "ok"));
+}
+
+/// The token's retry limit is the SO's to change (`pin retry-limit`), audited; the service
+/// page and the CLI's wrong-PIN messages show the token's limit, not the configuration's.
+#[test]
+fn the_so_sets_the_tokens_retry_limit() {
+    let env = Env::new("pin_retry_limit = 5");
+    env.create();
+    assert_eq!(env.show()["token"]["pin_retry_limit"], 5);
+    // A wrong SO PIN (or the User's) changes nothing and counts.
+    let e = env.fail(&["pin", "retry-limit", "3"], &[("KEY4C_SO_PIN", WRONG)]);
+    assert!(e.contains("the SO PIN is wrong: 4 attempts left"), "{e}");
+    let e = env.fail(&["pin", "retry-limit", "3"], &[("KEY4C_SO_PIN", USER)]);
+    assert!(e.contains("the SO PIN is wrong: 3 attempts left"), "{e}");
+    // Outside 1..=15: refused before the store is opened.
+    let out = env.run(&["pin", "retry-limit", "16"], &[("KEY4C_SO_PIN", SO)]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("16"));
+    assert_eq!(env.show()["token"]["so_pin"]["failures"], 2);
+    let out = env.ok(&["pin", "retry-limit", "3"], &[("KEY4C_SO_PIN", SO)]);
+    assert_eq!(out.trim(), "PIN retry limit changed from 5 to 3.");
+    let page = env.show();
+    assert_eq!(page["token"]["pin_retry_limit"], 3);
+    assert_eq!(page["token"]["user_pin"]["attempts_left"], 3);
+    let changes: Vec<_> = events(&env.audit())
+        .into_iter()
+        .filter(|(e, _, _)| e == "pin.retry_limit")
+        .collect();
+    assert_eq!(
+        changes,
+        [("pin.retry_limit".into(), "5 -> 3".into(), "ok".into())]
+    );
+    // The configuration still says 5: the token's 3 holds, and the page says so.
+    let page = env.ok(&["service", "show"], &[]);
+    assert!(
+        page.contains("pin_retry_limit   5: ignored, the token's own limit (3) counts"),
+        "{page}"
+    );
+    let user = [("KEY4C_USER_PIN", WRONG)];
+    let e = env.fail(&["keys", "list"], &user);
+    assert!(e.contains("the User PIN is wrong: 2 attempts left"), "{e}");
+    let e = env.fail(&["keys", "list"], &user);
+    assert!(
+        e.contains("1 attempt left: the next wrong one locks it"),
+        "{e}"
+    );
+    let e = env.fail(&["keys", "list"], &user);
+    assert!(
+        e.contains("after 3 wrong attempts in a row it is now locked"),
+        "{e}"
+    );
+    assert_eq!(env.show()["token"]["user_pin"]["state"], "locked");
 }
 
 #[test]

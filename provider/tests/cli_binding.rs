@@ -35,22 +35,14 @@ fn configure(extra: &str) {
 /// Runs this test again as `step` in a new process (with the same store and configuration),
 /// bounded in time: a module that hangs in C_Initialize fails the test instead of stalling it.
 fn run_step_bounded(name: &str, step: &str) -> bool {
-    let mut child = std::process::Command::new(std::env::current_exe().expect("exe"))
-        .args([name, "--exact", "--nocapture", "--test-threads", "1"])
-        .env("KEY4C_TEST_STEP", step)
-        .spawn()
-        .expect("spawn step");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        if let Some(status) = child.try_wait().expect("wait for step") {
-            return status.success();
+    // run_step_limited also checks that exactly this one test ran.
+    match run_step_limited(name, step, &[], std::time::Duration::from_secs(60)) {
+        Ok(out) => {
+            print!("{}", String::from_utf8_lossy(&out.stdout));
+            eprint!("{}", String::from_utf8_lossy(&out.stderr));
+            out.status.success()
         }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("step {step:?} did not finish within 60 s (the module hangs)");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        Err(hang) => panic!("step {step:?}: the module hangs: {hang}"),
     }
 }
 

@@ -21,37 +21,25 @@ const USER: &str = "Us3r#Pin.9k";
 
 /// The path of an executable on PATH.
 fn which(tool: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(tool))
-        .find(|p| p.is_file())
+    require::which(tool)
 }
 
-/// True when every requirement is there. A missing one fails the test in CI and is reported
-/// as SKIPPED elsewhere (straight to stderr: the harness captures `eprintln!`).
-fn present(test: &str, missing: &[String]) -> bool {
-    if missing.is_empty() {
-        return true;
-    }
-    let what = missing.join(", ");
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{test}: {what} missing in CI: scripts/install-deps installs it"
-    );
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIPPED {test}: {what} not installed (run scripts/install-deps)"
-    );
-    false
-}
-
-fn tools(test: &str, names: &[&str]) -> bool {
-    let missing: Vec<String> = names
+/// True when every requirement is there; a missing one fails the test in CI and is reported
+/// as SKIPPED elsewhere (`require::check`, the workspace's one rule).
+fn present(_test: &str, missing: &[String]) -> bool {
+    let needs: Vec<require::Need> = missing
         .iter()
-        .filter(|t| which(t).is_none())
-        .map(|t| format!("`{t}`"))
+        .map(|m| require::custom(m, false, "scripts/install-deps installs it"))
         .collect();
-    present(test, &missing)
+    require::check(&needs)
+}
+
+fn tools(_test: &str, names: &[&str]) -> bool {
+    let needs: Vec<require::Need> = names
+        .iter()
+        .map(|t| require::tool(t, "scripts/install-deps installs it"))
+        .collect();
+    require::check(&needs)
 }
 
 /// Runs a command; returns (success, stdout + stderr).
@@ -713,7 +701,10 @@ fn rerun(
         None => Err(format!(
             "still running after {limit:?} (killed): a hang\n{text}"
         )),
-        Some(s) if s.success() && text.contains("1 passed") => Ok(output),
+        Some(s) if s.success() => {
+            assert_ran_one(name, &output);
+            Ok(output)
+        }
         Some(s) => Err(format!("{s}\n{text}")),
     }
 }

@@ -514,3 +514,23 @@ fn find_state_machine_and_index() {
         );
     });
 }
+
+/// The child-process helpers count what ran: a child run of a test that does not exist (a
+/// renamed one) starts no test and exits 0, and that fails the parent instead of passing.
+#[test]
+fn a_child_run_of_a_missing_test_fails_its_parent() {
+    let caught = std::panic::catch_unwind(|| run_step("no_such_test_was_renamed", "step"));
+    let err = caught.expect_err("a child run that ran no test passed");
+    let msg = err
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default();
+    assert!(
+        msg.contains("child run of no_such_test_was_renamed: not exactly one test started"),
+        "{msg}"
+    );
+    assert_eq!(tests_started("running 0 tests\n"), Some(0));
+    assert_eq!(tests_started("\nrunning 1 test\ntest x ... ok\n"), Some(1));
+    assert_eq!(tests_started("nothing"), None);
+}

@@ -560,18 +560,53 @@ fn finalize_while_calls_run() {
         let rounds = scaled(15);
         let gone = [CKR_CRYPTOKI_NOT_INITIALIZED, CKR_SESSION_HANDLE_INVALID];
         let in_flight = AtomicU64::new(0);
+        // Calls each thread completed before C_Finalize (the floor: at least one per round).
+        let done_before: Vec<AtomicU64> = (0..6).map(|_| AtomicU64::new(0)).collect();
         let start = Instant::now();
         for round in 0..rounds {
             lib.init();
+            // Handles are valid within one C_Initialize: the key is found again each round.
+            // (key4c's handles after a restart follow the order in which the store's objects
+            // were decoded, on two threads once there are 256 or more: they change.)
+            let keys = {
+                let h = lib.user_session();
+                let f = lib.find(
+                    h,
+                    &[
+                        (CKA_CLASS, A::U(CKO_PRIVATE_KEY)),
+                        (CKA_LABEL, A::S(b"c-ec")),
+                    ],
+                );
+                assert_eq!(f.len(), 1, "round {round}: the EC key");
+                assert_rv!(lib.close(h), CKR_OK);
+                Keys {
+                    ec: (f[0], keys.ec.1),
+                    ..keys
+                }
+            };
             let stop = AtomicBool::new(false);
+            // Threads that opened a session and completed one call: C_Finalize waits for all
+            // six, so no thread can quietly find the module finalised before it started.
+            let ready = AtomicU64::new(0);
+            let finalized = AtomicBool::new(false);
             std::thread::scope(|s| {
+                let mut workers = Vec::new();
                 for t in 0..6 {
                     let (lib, tally, stop, keys, in_flight) =
                         (&lib, &tally, &stop, &keys, &in_flight);
-                    let gone = &gone;
-                    s.spawn(move || {
+                    let (gone, ready, finalized) = (&gone, &ready, &finalized);
+                    let done_before = &done_before[t as usize];
+                    workers.push(s.spawn(move || {
                         let mut rng = Rng::new(seed ^ (round as u64 * 31 + t));
-                        let Ok(h) = lib.open(true) else { return };
+                        // C_Finalize waits for this thread: its session must open.
+                        let h = match lib.open(true) {
+                            Ok(h) => h,
+                            Err(rv) => panic!(
+                                "thread {t}, round {round}: C_OpenSession before C_Finalize: {}",
+                                ckr_name(rv)
+                            ),
+                        };
+                        let mut first = true;
                         let rv = lib.login(h, CKU_USER, USER_PIN);
                         expect_rv(
                             "C_Login",
@@ -634,10 +669,22 @@ fn finalize_while_calls_run() {
                                     );
                                 }
                             }
+                            if !finalized.load(Ordering::SeqCst) {
+                                done_before.fetch_add(1, Ordering::Relaxed);
+                            }
+                            if std::mem::take(&mut first) {
+                                ready.fetch_add(1, Ordering::SeqCst);
+                            }
                         }
-                    });
+                    }));
+                }
+                // Every thread is at work before C_Finalize comes (one that ended already
+                // failed: the scope reports its panic).
+                while ready.load(Ordering::SeqCst) < 6 && !workers.iter().any(|w| w.is_finished()) {
+                    std::thread::sleep(Duration::from_millis(1));
                 }
                 std::thread::sleep(Duration::from_millis(20 + rng.below(200)));
+                finalized.store(true, Ordering::SeqCst);
                 let rv = call!(lib, C_Finalize, null_mut());
                 tally.check("C_Finalize", rv, &[CKR_OK]);
                 // Calls go on failing for a moment: then everybody stops.
@@ -647,6 +694,14 @@ fn finalize_while_calls_run() {
         }
         tally.report(NAME, 6, start);
         eprintln!("REPORT {NAME}: {rounds} C_Finalize calls with 6 threads inside calls");
+        // The floor: every thread completed at least one call in every round before C_Finalize.
+        for (t, n) in done_before.iter().enumerate() {
+            let n = n.load(Ordering::Relaxed);
+            assert!(
+                n >= rounds as u64,
+                "thread {t} completed {n} calls before C_Finalize in {rounds} rounds"
+            );
+        }
         // The store opens and holds the fixture; no half-written temporary pair is left in a
         // state that does not load.
         lib.init();
@@ -673,6 +728,11 @@ fn finalize_while_calls_run() {
             )
             .len();
         eprintln!("REPORT {NAME}: {publics} public and {privates} private temporary token keys after the rounds");
+        // A pair is written in one durable batch: C_Finalize never leaves half of one.
+        assert_eq!(
+            publics, privates,
+            "half key pairs left after C_Finalize during C_GenerateKeyPair"
+        );
         assert_rv!(call!(lib, C_Finalize, null_mut()), CKR_OK);
     });
 }

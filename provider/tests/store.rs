@@ -73,8 +73,8 @@ fn newer_store_format_is_refused_untouched() {
     isolated("newer_store_format_is_refused_untouched", "", || {
         damaged_store_is_refused(
             |db| {
-                // varint(format 2) then the body (u32 2).
-                db.insert(b"format", &[2u8, 2][..]).unwrap();
+                // varint(format 3) then the body (u32 3).
+                db.insert(b"format", &[3u8, 3][..]).unwrap();
             },
             "newer key4c",
         );
@@ -119,6 +119,22 @@ fn tampered_kdf_cost_is_refused_untouched() {
                 db.insert(b"token", encode(&rec).unwrap()).unwrap();
             },
             "KDF iteration count 4294967295 is outside 1000..=10000000",
+        );
+    });
+}
+
+#[test]
+fn tampered_retry_limit_is_refused_untouched() {
+    isolated("tampered_retry_limit_is_refused_untouched", "", || {
+        damaged_store_is_refused(
+            |db| {
+                use key4c_pkcs11::store::records::{decode_token, encode};
+                let mut rec = decode_token(&db.get(b"token").unwrap().unwrap()).unwrap();
+                assert_eq!(rec.pin_retry_limit, Some(5));
+                rec.pin_retry_limit = Some(200);
+                db.insert(b"token", encode(&rec).unwrap()).unwrap();
+            },
+            "PIN retry limit 200 is outside 1..=15",
         );
     });
 }
@@ -245,7 +261,7 @@ fn layout_1_audit_log_moves_to_its_file_once() {
             ["login User CKR_PIN_INCORRECT"]
         );
         let db = sled::open(store_dir()).unwrap();
-        assert_eq!(&db.get(b"format").unwrap().unwrap()[..], &[1u8, 2][..]);
+        assert_eq!(&db.get(b"format").unwrap().unwrap()[..], &[2u8, 2][..]);
         assert!(!db.tree_names().iter().any(|n| &n[..] == b"audit"));
     });
 }
@@ -395,6 +411,45 @@ fn snapshot_cut_by_a_kill_does_not_refuse_the_store() {
             let h = lib.user_session();
             assert_eq!(lib.find(h, &[(CKA_LABEL, S(b"kept"))]).len(), 1);
             assert_rv!(call!(lib, C_Finalize, null_mut()), CKR_OK);
+        },
+    );
+}
+
+/// Found by `scripts/fuzz 900 store_open` (corpus/store_open/regression-empty-log-no-conf): a
+/// store whose log `db` is empty and whose sled settings file `conf` is gone, while the commit
+/// file says writes were acknowledged, was taken for a new store by the pre-open check; sled
+/// then ran, wrote 164 bytes into the empty `db` and refused the store. It is refused before
+/// sled runs, untouched.
+#[test]
+fn empty_log_without_conf_after_acknowledged_writes_is_refused_untouched() {
+    isolated(
+        "empty_log_without_conf_after_acknowledged_writes_is_refused_untouched",
+        "",
+        || {
+            let log = store_dir().parent().unwrap().join("refused.log");
+            std::env::set_var("KEY4C_LOG_FILE", &log);
+            let lib = Lib::load();
+            lib.init();
+            lib.provision();
+            assert_rv!(call!(lib, C_Finalize, null_mut()), CKR_OK);
+            std::fs::write(store_dir().join("db"), b"").unwrap();
+            std::fs::remove_file(store_dir().join("conf")).unwrap();
+            let before = snapshot(&store_dir());
+            assert_eq!(before["db"].len(), 0);
+            assert_rv!(call!(lib, C_Initialize, null_mut()), CKR_DEVICE_ERROR);
+            let after = snapshot(&store_dir());
+            assert_eq!(
+                after["db"].len(),
+                0,
+                "sled wrote into the refused store's log"
+            );
+            assert!(before == after, "the refused store was modified");
+            assert!(!store_dir().join("conf").exists());
+            let text = std::fs::read_to_string(&log).unwrap();
+            assert!(
+                text.contains("its log file db holds nothing and its settings file conf is missing or damaged"),
+                "{text}"
+            );
         },
     );
 }

@@ -728,6 +728,124 @@ fn two_processes_write_at_the_same_time() {
     });
 }
 
+/// C_SetAttributeValue in one process racing C_DestroyObject in another never brings a destroyed
+/// object back: the setter's write and its look-up of the object happen under one hold of the
+/// store (seen before: the setter looked the object up, the destroyer took the store and deleted
+/// it, then the setter took the store back and wrote the object again).
+#[test]
+fn set_attribute_racing_destroy_never_resurrects_an_object() {
+    const NAME: &str = "set_attribute_racing_destroy_never_resurrects_an_object";
+    const OBJECTS: usize = 30;
+    let label = |i: usize| format!("race {i}");
+    isolated(NAME, "", || match step().as_deref() {
+        None => {
+            let lib = Lib::load();
+            lib.init();
+            lib.provision();
+            let h = lib.user_session();
+            for i in 0..OBJECTS {
+                lib.create(
+                    h,
+                    &[
+                        (CKA_CLASS, A::U(CKO_DATA)),
+                        (CKA_TOKEN, A::B(true)),
+                        (CKA_LABEL, A::S(label(i).as_bytes())),
+                        (CKA_APPLICATION, A::S(b"0")),
+                    ],
+                )
+                .expect("create");
+            }
+            assert_rv!(call!(lib, C_Finalize, null_mut()), CKR_OK);
+            let (setter, destroyer) = std::thread::scope(|s| {
+                let setter = s.spawn(|| run_step(NAME, "setter").success());
+                let destroyer = s.spawn(|| run_step(NAME, "destroyer").success());
+                (setter.join().unwrap(), destroyer.join().unwrap())
+            });
+            assert!(
+                setter && destroyer,
+                "setter ok: {setter}, destroyer ok: {destroyer}"
+            );
+            // A process that starts now reads the store as it is on disk.
+            let lib = Lib::load();
+            lib.init();
+            let h = lib.user_session();
+            let left: Vec<usize> = (0..OBJECTS)
+                .filter(|&i| {
+                    !lib.find(h, &[(CKA_LABEL, A::S(label(i).as_bytes()))])
+                        .is_empty()
+                })
+                .collect();
+            assert_eq!(
+                left,
+                Vec::<usize>::new(),
+                "destroyed objects back in the store"
+            );
+        }
+        Some("setter") => {
+            let lib = Lib::load();
+            lib.init();
+            let h = lib.user_session();
+            let handles: Vec<CK_OBJECT_HANDLE> = (0..OBJECTS)
+                .map(|i| lib.find(h, &[(CKA_LABEL, A::S(label(i).as_bytes()))])[0])
+                .collect();
+            std::fs::write(store_dir().parent().unwrap().join("ready"), b"").unwrap();
+            let mut alive = handles;
+            let mut n = 0u64;
+            let done = store_dir().parent().unwrap().join("destroyed");
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+            // Until every object is gone, or (a resurrected one never goes) the destroyer is done.
+            while !alive.is_empty() && !done.exists() {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the destroyer never finished"
+                );
+                n += 1;
+                let value = n.to_string();
+                alive.retain(|&o| {
+                    let rv = lib.set_attrs(h, o, &[(CKA_APPLICATION, A::S(value.as_bytes()))]);
+                    assert!(
+                        rv == CKR_OK || rv == CKR_OBJECT_HANDLE_INVALID,
+                        "C_SetAttributeValue: {}",
+                        ckr_name(rv)
+                    );
+                    rv == CKR_OK
+                });
+            }
+            assert_rv!(call!(lib, C_Finalize, null_mut()), CKR_OK);
+        }
+        Some("destroyer") => {
+            // Done, even when failing: the setter waits for it.
+            struct Done;
+            impl Drop for Done {
+                fn drop(&mut self) {
+                    let _ = std::fs::write(store_dir().parent().unwrap().join("destroyed"), b"");
+                }
+            }
+            let _done = Done;
+            let lib = Lib::load();
+            lib.init();
+            let h = lib.user_session();
+            let ready = store_dir().parent().unwrap().join("ready");
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while !ready.exists() {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the setter never started"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            for i in 0..OBJECTS {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                let found = lib.find(h, &[(CKA_LABEL, A::S(label(i).as_bytes()))]);
+                assert_eq!(found.len(), 1, "{} before its destroy", label(i));
+                assert_rv!(call!(lib, C_DestroyObject, h, found[0]), CKR_OK);
+            }
+            assert_rv!(call!(lib, C_Finalize, null_mut()), CKR_OK);
+        }
+        Some(other) => panic!("unknown step {other}"),
+    });
+}
+
 /// A store held by a process that does not hand it over (here: this test holding sled's lock
 /// itself) gives a clear error naming the store.
 #[test]

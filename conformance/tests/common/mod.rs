@@ -8,6 +8,9 @@ use std::process::{Command, Output};
 
 use conformance::report::{Report, Status};
 
+#[path = "../../../test-support/require.rs"]
+pub mod require;
+
 /// The SO and User PINs the tests use (valid under the Key4C policy).
 pub const SO_PIN: &str = "So-Pin.2024x";
 /// The User PIN.
@@ -93,4 +96,41 @@ pub fn assert_reports(dir: &Path, out: &Output) {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+/// The pinned N/A list of a module (`expected/key4c-na.toml`): case id -> the exact detail
+/// the suite reports. A case listed twice, or one without a reason, is an error.
+pub fn not_applicable(file: &Path) -> std::collections::BTreeMap<String, String> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct File {
+        #[allow(dead_code)]
+        module: String,
+        not_applicable: Vec<Entry>,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Entry {
+        id: String,
+        detail: String,
+        reason: String,
+    }
+    let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let parsed: File = toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let mut out = std::collections::BTreeMap::new();
+    for e in parsed.not_applicable {
+        assert!(
+            !e.reason.trim().is_empty(),
+            "{}: {} has no reason",
+            file.display(),
+            e.id
+        );
+        assert!(
+            out.insert(e.id.clone(), e.detail).is_none(),
+            "{}: {} is listed twice",
+            file.display(),
+            e.id
+        );
+    }
+    out
 }

@@ -1,7 +1,7 @@
 //! Test support: which PKCS#11 modules to drive, and running the harness binary.
 //!
-//! The modules are SoftHSM2 (skipped, with a printed reason, only when its library is absent)
-//! and key4c when a built `libkey4c_pkcs11.so` is found. Every keyed scenario of the harness
+//! The modules are SoftHSM2 and key4c's built `libkey4c_pkcs11.so`; a missing one fails the
+//! test in CI and is reported as SKIPPED elsewhere (`require`, the workspace's one rule). Every keyed scenario of the harness
 //! depends on the module's `C_GetMechanismList`, so a test covers key4c as far as its
 //! mechanisms go, and automatically grows with them.
 
@@ -10,18 +10,15 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// Where Debian's softhsm2 package puts the module.
-pub const SOFTHSM: &str = "/usr/lib/softhsm/libsofthsm2.so";
+#[path = "../../../test-support/require.rs"]
+pub mod require;
 
-/// SoftHSM2's module, or `None` after printing why the test skips it.
+/// Where Debian's softhsm2 package puts the module.
+pub const SOFTHSM: &str = require::SOFTHSM2;
+
+/// SoftHSM2's module; absent: fails in CI, `None` after printing SKIPPED elsewhere.
 pub fn softhsm() -> Option<PathBuf> {
-    let p = PathBuf::from(SOFTHSM);
-    if p.exists() {
-        Some(p)
-    } else {
-        println!("skipping SoftHSM2: {SOFTHSM} is absent (install the softhsm2 package)");
-        None
-    }
+    require::check(&[require::softhsm2()]).then(|| PathBuf::from(SOFTHSM))
 }
 
 /// key4c's module: `KEY4C_MODULE` if set, else the one built next to this test (the same
@@ -57,10 +54,13 @@ pub fn key4c() -> Option<PathBuf> {
     match &found {
         Some(p) => println!("key4c module: {}", p.display()),
         // In CI the module is always built first: its absence is a failure, not a skip.
-        None if std::env::var_os("CI").is_some() => panic!("key4c module not found in CI"),
-        None => println!(
-            "key4c module not found (build it with cargo build -p key4c); testing without it"
-        ),
+        None => {
+            require::check(&[require::custom(
+                "key4c's module libkey4c_pkcs11.so",
+                false,
+                "cargo build -p key4c",
+            )]);
+        }
     }
     found
 }

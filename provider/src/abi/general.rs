@@ -32,11 +32,12 @@ cryptoki_fn! {
             std::mem::forget(MODULE.swap(None));
             std::mem::forget(m);
         }
-        let config = Config::from_env().map_err(|e| {
+        let mut config = Config::from_env().map_err(|e| {
             crate::logging::init(&Config::default());
             Error::GeneralError(e)
         })?;
         crate::logging::init(&config);
+        config.resolve_store().map_err(Error::GeneralError)?;
         let token = Token::open(config)?;
         MODULE.store(Some(Arc::new(Module { generation, token: Arc::new(token) })));
         Ok(())

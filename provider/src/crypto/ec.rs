@@ -713,41 +713,4 @@ mod tests {
         assert_eq!(z[0], 0);
         assert_eq!(&z[1..], &[0xab; 65][..]);
     }
-
-    /// Rough speed check of CKM_ECDSA on P-256 against raw aws-lc-rs signing; run with
-    /// `cargo test --release -- --ignored ecdsa_speed --nocapture`.
-    #[test]
-    #[ignore]
-    fn ecdsa_speed() {
-        use aws_lc_rs::rand::SystemRandom;
-        let k = EcPrivateKey::generate(EcCurve::P256).unwrap();
-        let raw = EcdsaKeyPair::from_pkcs8(
-            &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-            k.key_pair.to_pkcs8v1().unwrap().as_ref(),
-        )
-        .unwrap();
-        let rng = SystemRandom::new();
-        let h = [5u8; 32];
-        let n = 20_000;
-        let mut best = (f64::MAX, f64::MAX);
-        for _ in 0..3 {
-            let t = std::time::Instant::now();
-            for _ in 0..n {
-                std::hint::black_box(raw.sign(&rng, std::hint::black_box(b"abc")).unwrap());
-            }
-            best.0 = best.0.min(t.elapsed().as_secs_f64());
-            let t = std::time::Instant::now();
-            for _ in 0..n {
-                std::hint::black_box(k.sign_prehashed(std::hint::black_box(&h)).unwrap());
-            }
-            best.1 = best.1.min(t.elapsed().as_secs_f64());
-        }
-        let ratio = best.0 / best.1;
-        println!(
-            "raw {:.1} µs, ours {:.1} µs, ratio {ratio:.3}",
-            best.0 * 1e6 / n as f64,
-            best.1 * 1e6 / n as f64
-        );
-        assert!(ratio > 0.85);
-    }
 }

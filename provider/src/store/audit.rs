@@ -11,11 +11,12 @@
 //! no change is in the store without its event. A line cut short by a crash is ended by the
 //! next process that opens the file, and reading skips it and says so.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 
+use super::access::Access;
 use super::records::AuditRecord;
 
 /// The audit log's file name in the store directory.
@@ -30,13 +31,18 @@ pub struct AuditFile {
 
 impl AuditFile {
     /// Opens (creating if absent) the audit log in the store directory `dir`.
-    pub fn open(dir: &Path) -> std::io::Result<AuditFile> {
-        let file = OpenOptions::new()
+    pub fn open(dir: &Path, access: Access) -> std::io::Result<AuditFile> {
+        let path = dir.join(AUDIT_FILE);
+        let file = super::access::create_options(access)
             .read(true)
             .append(true)
-            .create(true)
-            .open(dir.join(AUDIT_FILE))?;
-        let len = file.metadata()?.len();
+            .open(&path)?;
+        let meta = file.metadata()?;
+        if meta.mode() & 0o777 != access.file_mode() {
+            // Just made (with the umask): the store's mode.
+            super::access::restrict(&path, access)?;
+        }
+        let len = meta.len();
         let mut audit = AuditFile {
             file,
             unsynced: false,
@@ -142,7 +148,7 @@ mod tests {
 
     /// Opens the log in `dir` as a new process would, appends `events`, closes it.
     fn append(dir: &Path, events: &[u32]) {
-        let mut audit = AuditFile::open(dir).unwrap();
+        let mut audit = AuditFile::open(dir, Access::Private).unwrap();
         for n in events {
             audit.append(&event(*n)).unwrap();
         }

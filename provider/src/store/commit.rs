@@ -171,17 +171,17 @@ impl SideFile {
 
     /// Creates the side file holding `seq` in both slots, durably (the file and its directory
     /// entry), replacing any other.
-    pub fn create(dir: &Path, seq: u64) -> io::Result<SideFile> {
+    pub fn create(dir: &Path, seq: u64, access: super::access::Access) -> io::Result<SideFile> {
         let tmp = dir.join(format!("{COMMIT_FILE}.tmp"));
         let mut bytes = vec![0u8; SIDE_LEN];
         bytes[..SLOT_LEN].copy_from_slice(&encode_slot(seq));
         bytes[SLOT_STRIDE..].copy_from_slice(&encode_slot(seq));
         {
-            let file = std::fs::OpenOptions::new()
+            let file = super::access::create_options(access)
                 .write(true)
-                .create(true)
                 .truncate(true)
                 .open(&tmp)?;
+            super::access::restrict(&tmp, access)?;
             file.write_all_at(&bytes, 0)?;
             file.sync_all()?;
         }
@@ -238,7 +238,8 @@ mod tests {
     fn side_file_slots() {
         let dir = tempfile::tempdir().unwrap();
         assert!(SideFile::read(dir.path()).unwrap().is_none());
-        let mut side = SideFile::create(dir.path(), 3).unwrap();
+        let mut side =
+            SideFile::create(dir.path(), 3, super::super::access::Access::Private).unwrap();
         assert_eq!(SideFile::read(dir.path()).unwrap(), Some(Ok((3, 0))));
         side.record(4).unwrap();
         side.record(4).unwrap();

@@ -21,7 +21,7 @@ use parking_lot::{MappedRwLockReadGuard, RwLock, RwLockReadGuard};
 use super::audit::AuditLog;
 use super::commit::SideFile;
 use super::records::{AuditRecord, ServiceRecord, TokenRecord};
-use super::{read_holder_pid, wait_released, OpenStore, StoreError};
+use super::{read_holder_pid, wait_released, OpenStore, StoreError, StoreOptions};
 
 /// How long a process waits for the holder to let go of the store.
 const ASK_WAIT: Duration = Duration::from_secs(10);
@@ -42,6 +42,7 @@ pub struct Store {
 
 struct Shared {
     path: PathBuf,
+    options: StoreOptions,
     open: RwLock<Option<Opened>>,
     /// Whether `open` holds the store: read where taking the lock would cost (C_FindObjectsInit).
     held: AtomicBool,
@@ -66,11 +67,12 @@ pub struct Lease<'a> {
 impl Store {
     /// Opens (creating if absent) the store in `path`; when another process has it open, asks
     /// that process to let go of it first.
-    pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let store = open_asking_holder(path)?;
+    pub fn open(path: &Path, options: StoreOptions) -> Result<Store, StoreError> {
+        let store = open_asking_holder(path, &options)?;
         let synced = store.seq();
         let shared = Arc::new(Shared {
             path: path.to_path_buf(),
+            options,
             open: RwLock::new(Some(Opened {
                 store,
                 since: Instant::now(),
@@ -143,7 +145,7 @@ impl Store {
     fn acquire(&self) -> Result<(), StoreError> {
         let mut open = self.shared.open.write();
         if open.is_none() {
-            let store = open_asking_holder(&self.shared.path)?;
+            let store = open_asking_holder(&self.shared.path, &self.shared.options)?;
             if store.seq() != self.shared.synced.load(Ordering::Acquire) {
                 self.shared.stale.store(true, Ordering::Release);
             }
@@ -192,6 +194,11 @@ impl Store {
             path: self.shared.path.clone(),
             detail: format!("cannot read {}: {e}", super::audit::AUDIT_FILE),
         })
+    }
+
+    /// What the objects cache is stamped with ([`OpenStore::objects_generation`]).
+    pub fn objects_generation(&self) -> Result<u64, StoreError> {
+        self.with(|s| s.objects_generation())
     }
 
     /// The token record, `None` before the first C_InitToken.
@@ -250,6 +257,11 @@ impl Store {
         self.with(|s| s.put_objects_durable(records))
     }
 
+    /// Accepts the store as it is after a deliberate restore ([`OpenStore::accept_restore`]).
+    pub fn accept_restore(&self) -> Result<(), StoreError> {
+        self.with(|s| s.accept_restore())
+    }
+
     /// Deletes one object record durably.
     pub fn delete_object_durable(&self, id: u64) -> Result<(), StoreError> {
         self.with(|s| s.delete_object_durable(id))
@@ -265,11 +277,11 @@ impl Drop for Store {
 }
 
 /// Opens the store; while another process holds it, asks that process to let go of it.
-fn open_asking_holder(path: &Path) -> Result<OpenStore, StoreError> {
+fn open_asking_holder(path: &Path, options: &StoreOptions) -> Result<OpenStore, StoreError> {
     let deadline = Instant::now() + ASK_WAIT;
     let mut unanswered_since: Option<Instant> = None;
     loop {
-        match OpenStore::open(path) {
+        match OpenStore::open(path, options) {
             Err(locked @ StoreError::Locked { .. }) => {
                 if Instant::now() >= deadline {
                     return Err(locked);
@@ -301,7 +313,8 @@ fn ask_to_release(path: &Path, deadline: Instant) -> bool {
         // This process's previous instance: OpenStore::open already waits for it.
         return false;
     }
-    let Ok(mut stream) = UnixStream::connect(socket_path(path, pid)) else {
+    let socket = socket_path(path, pid);
+    let Ok(mut stream) = crate::eintr::retry(|| UnixStream::connect(&socket)) else {
         return false;
     };
     let left = deadline.saturating_duration_since(Instant::now());
@@ -331,7 +344,11 @@ impl Listener {
         remove_dead_sockets(&shared.path);
         let socket = socket_path(&shared.path, std::process::id());
         let _ = std::fs::remove_file(&socket);
-        let listener = match UnixListener::bind(&socket) {
+        let bound = UnixListener::bind(&socket).and_then(|l| {
+            super::access::restrict(&socket, shared.options.access)?;
+            Ok(l)
+        });
+        let listener = match bound {
             Ok(l) => l,
             Err(e) => {
                 // Without it the store stays with this process until C_Finalize.
@@ -377,7 +394,7 @@ impl Listener {
     fn stop(mut self) {
         self.stop.store(true, Ordering::Release);
         // Wakes the thread out of accept().
-        let _ = UnixStream::connect(&self.socket);
+        let _ = crate::eintr::retry(|| UnixStream::connect(&self.socket));
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }

@@ -18,12 +18,14 @@
 //! recovered on a copy. Once sled has opened the store, its commit counter must be at least the
 //! side file's.
 
+pub mod access;
 pub mod audit;
 pub mod commit;
 mod lease;
 pub mod log_check;
 pub mod objects_cache;
 pub mod records;
+pub mod rollback;
 
 pub use lease::{Lease, Store};
 
@@ -36,15 +38,23 @@ use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::Transactional;
 
 use crate::crypto::master_key::{MAX_KDF_ITERATIONS, MIN_KDF_ITERATIONS};
+use access::Access;
 use audit::{AuditFile, AUDIT_FILE};
 use commit::{SideError, SideFile, COMMIT_FILE};
 use log_check::Verdict;
-use records::{decode, encode, AuditRecord, DecodeError, ServiceRecord, TokenRecord};
+use records::{
+    decode, decode_token, encode, AuditRecord, DecodeError, ServiceRecord, TokenRecord,
+    PIN_RETRY_LIMITS,
+};
 
 const KEY_FORMAT: &[u8] = b"format";
 const KEY_SERVICE: &[u8] = b"service";
 const KEY_TOKEN: &[u8] = b"token";
 const KEY_COMMIT: &[u8] = b"commit";
+/// The objects' generation: a new random number (top bit set, so it is never a commit number)
+/// in every write that changes the `objects` tree, what the objects cache is stamped with. A
+/// write of the token record alone (every PIN attempt) leaves it, and so the cache, as it is.
+const KEY_OBJECTS_GENERATION: &[u8] = b"objects_generation";
 const TREE_OBJECTS: &[u8] = b"objects";
 /// Layout 1's audit log.
 const TREE_AUDIT: &[u8] = b"audit";
@@ -55,6 +65,18 @@ const STORE_LAYOUT: u32 = 2;
 pub const HOLDER_FILE: &str = "key4c.holder";
 /// How long opening a store waits for this same process's previous instance to release it.
 const OWN_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How a store is opened.
+#[derive(Debug, Clone, Default)]
+pub struct StoreOptions {
+    /// Who may read it.
+    pub access: Access,
+    /// This user's state directory, where the newest commit seen of each token is kept
+    /// ([`rollback`]); `None`: a restored store is not noticed.
+    pub state_dir: Option<PathBuf>,
+    /// Open a store older than the newest commit seen (the SO accepting a deliberate restore).
+    pub accept_restore: bool,
+}
 
 /// Why the store cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -82,6 +104,24 @@ pub enum StoreError {
         path: PathBuf,
         /// What was wrong.
         detail: String,
+    },
+    /// Open to more users than the configuration allows: refused before anything is read.
+    #[error("the store {path} is refused: {detail}")]
+    Access {
+        /// Store directory.
+        path: PathBuf,
+        /// What is open to whom, and the fix.
+        detail: String,
+    },
+    /// Older than what this user has seen of it: put back from a copy.
+    #[error("the store {path} holds write #{seq}, but this user has seen write #{seen} of it: it was restored from an earlier copy, which also rolls the PIN failure counters back. Nothing in it was changed. If the restore was deliberate, the SO accepts it with `key4c store accept-restore`")]
+    RolledBack {
+        /// Store directory.
+        path: PathBuf,
+        /// The store's commit number.
+        seq: u64,
+        /// The newest one seen.
+        seen: u64,
     },
     /// An I/O failure (permissions, disk full, ...).
     #[error("store {path}: {detail}")]
@@ -111,6 +151,9 @@ static SLED_STARTED_IN: AtomicU32 = AtomicU32::new(0);
 /// [`Store`], which opens it when needed and lets go of it when another process asks.
 pub struct OpenStore {
     path: PathBuf,
+    access: Access,
+    /// The newest commit this user has seen of the token, kept outside the store.
+    seen: rollback::Seen,
     db: sled::Db,
     objects: sled::Tree,
     /// The audit log, opened at the first event this process records.
@@ -123,8 +166,9 @@ pub struct OpenStore {
 }
 
 impl OpenStore {
-    /// Opens (creating if absent) the store in `path`.
-    pub fn open(path: &Path) -> Result<OpenStore, StoreError> {
+    /// Opens (creating if absent) the store in `path` as `options` say.
+    pub fn open(path: &Path, options: &StoreOptions) -> Result<OpenStore, StoreError> {
+        let access = options.access;
         let io = |detail: String| StoreError::Io {
             path: path.to_path_buf(),
             detail,
@@ -145,8 +189,8 @@ impl OpenStore {
             path: path.to_path_buf(),
             detail,
         };
-        std::fs::create_dir_all(path)
-            .map_err(|e| io(format!("cannot create the directory: {e}")))?;
+        access::create_dir(path, access).map_err(|e| io(io_sentence(&e, "creating", path)))?;
+        access::check(path, access)?;
         // sled's lock, held while its files are checked: nobody writes them meanwhile.
         let lock = lock_log(path)?;
         let side = match SideFile::read(path) {
@@ -183,6 +227,7 @@ impl OpenStore {
         }
         drop(lock);
         let db = open_sled(path)?;
+        access::restrict_sled_files(path, access);
         let objects = db.open_tree(TREE_OBJECTS).map_err(|e| io(e.to_string()))?;
         let recorded = match db.get(KEY_COMMIT).map_err(|e| io(e.to_string()))? {
             Some(v) => Some(
@@ -217,11 +262,13 @@ impl OpenStore {
             }
             // A new store, or one written before the commit counter: it starts at 0, durably,
             // before anything else is written.
-            (None, None) => SideFile::create(path, 0)
-                .map_err(|e| io(format!("cannot create {COMMIT_FILE}: {e}")))?,
+            (None, None) => SideFile::create(path, 0, access)
+                .map_err(|e| io(io_sentence(&e, "creating", &path.join(COMMIT_FILE))))?,
         };
-        let store = OpenStore {
+        let mut store = OpenStore {
             path: path.to_path_buf(),
+            access,
+            seen: rollback::Seen::new(None, [0; 16]),
             db,
             objects,
             audit: Mutex::new(None),
@@ -229,11 +276,27 @@ impl OpenStore {
             side: Mutex::new(side),
         };
         store.check_or_create_format(is_new)?;
+        store.seen = rollback::Seen::new(options.state_dir.as_deref(), store.service()?.uuid);
+        let seq = store.seq();
+        match store.seen.newest() {
+            Some(seen) if seen > seq && !options.accept_restore => {
+                return Err(StoreError::RolledBack {
+                    path: path.to_path_buf(),
+                    seq,
+                    seen,
+                })
+            }
+            Some(seen) if seen > seq => log::warn!(
+                "store {}: holds write #{seq}, write #{seen} was seen: opened to accept the restore",
+                path.display()
+            ),
+            _ => store.seen.record(seq),
+        }
         if recorded.is_none() && !is_new {
             // Written before the commit counter: from now on it is counted.
             store.write_durable(|_| Ok(()))?;
         }
-        write_holder(path);
+        write_holder(path, access);
         Ok(store)
     }
 
@@ -327,7 +390,11 @@ impl OpenStore {
             text.extend_from_slice(&existing);
             let moving = self.path.join(format!("{AUDIT_FILE}.moving"));
             let write = || -> std::io::Result<()> {
-                let mut f = std::fs::File::create(&moving)?;
+                let mut f = access::create_options(self.access)
+                    .write(true)
+                    .truncate(true)
+                    .open(&moving)?;
+                access::restrict(&moving, self.access)?;
                 std::io::Write::write_all(&mut f, &text)?;
                 f.sync_all()?;
                 std::fs::rename(&moving, &file)?;
@@ -373,9 +440,9 @@ impl OpenStore {
             let seq = *last + 1;
             let record = commit::encode_record(seq);
             if let Some(audit) = self.audit.lock().as_mut() {
-                audit
-                    .sync()
-                    .map_err(|e| self.io(format!("cannot write {AUDIT_FILE}: {e}")))?;
+                audit.sync().map_err(|e| {
+                    self.io(io_sentence(&e, "writing", &self.path.join(AUDIT_FILE)))
+                })?;
             }
             let out = (&*self.db as &sled::Tree, &self.objects)
                 .transaction(|trees| {
@@ -383,8 +450,13 @@ impl OpenStore {
                     trees.0.insert(KEY_COMMIT, &record[..])?;
                     Ok(out)
                 })
-                .map_err(|e: sled::transaction::TransactionError<()>| {
-                    self.io(format!("cannot write: {e:?}"))
+                .map_err(|e: sled::transaction::TransactionError<()>| match e {
+                    sled::transaction::TransactionError::Storage(e) => {
+                        self.io(sled_sentence(&e, "writing", &self.path.join("db")))
+                    }
+                    sled::transaction::TransactionError::Abort(()) => {
+                        self.io("the write was aborted".into())
+                    }
                 })?;
             *last = seq;
             (seq, out)
@@ -392,10 +464,23 @@ impl OpenStore {
         self.flush()?;
         self.side.lock().record(seq).map_err(|e| {
             self.io(format!(
-                "the write is durable but {COMMIT_FILE} could not record it: {e}"
+                "the write is durable but {COMMIT_FILE} could not record it: {}",
+                io_sentence(&e, "writing", &self.path.join(COMMIT_FILE))
             ))
         })?;
+        self.seen.record(seq);
         Ok(out)
+    }
+
+    /// Accepts the store as it is after a deliberate restore: its commit number becomes the
+    /// newest this user has seen.
+    pub fn accept_restore(&self) -> Result<(), StoreError> {
+        let seq = self.seq();
+        self.seen.reset(seq).map_err(|e| {
+            self.io(format!(
+                "cannot record write #{seq} as the newest seen: {e}"
+            ))
+        })
     }
 
     /// The service record (created with the store).
@@ -435,14 +520,14 @@ impl OpenStore {
         f: impl FnOnce(&mut AuditFile) -> std::io::Result<()>,
     ) -> Result<(), StoreError> {
         let mut audit = self.audit.lock();
-        let file = match audit.as_mut() {
-            Some(file) => file,
-            None => audit.insert(
-                AuditFile::open(&self.path)
-                    .map_err(|e| self.io(format!("cannot open {AUDIT_FILE}: {e}")))?,
-            ),
-        };
-        f(file).map_err(|e| self.io(format!("cannot write {AUDIT_FILE}: {e}")))
+        let file =
+            match audit.as_mut() {
+                Some(file) => file,
+                None => audit.insert(AuditFile::open(&self.path, self.access).map_err(|e| {
+                    self.io(io_sentence(&e, "opening", &self.path.join(AUDIT_FILE)))
+                })?),
+            };
+        f(file).map_err(|e| self.io(io_sentence(&e, "writing", &self.path.join(AUDIT_FILE))))
     }
 
     /// The token record, `None` before the first C_InitToken.
@@ -450,7 +535,19 @@ impl OpenStore {
         let Some(bytes) = self.get(KEY_TOKEN)? else {
             return Ok(None);
         };
-        let token: TokenRecord = self.decode(KEY_TOKEN, &bytes)?;
+        let token = decode_token(&bytes).map_err(|e| self.decode_error(KEY_TOKEN, e))?;
+        if let Some(limit) = token.pin_retry_limit {
+            if !PIN_RETRY_LIMITS.contains(&limit) {
+                return Err(StoreError::Corrupt {
+                    path: self.path.clone(),
+                    detail: format!(
+                        "record \"token\": PIN retry limit {limit} is outside {}..={}",
+                        PIN_RETRY_LIMITS.start(),
+                        PIN_RETRY_LIMITS.end()
+                    ),
+                });
+            }
+        }
         // A tampered cost would make every login run for hours: refuse it like any damage.
         for pin in [&token.so, &token.user] {
             if let Some(w) = &pin.wrapped_master_key {
@@ -471,10 +568,40 @@ impl OpenStore {
     /// Writes the token record and makes it durable before returning.
     pub fn put_token_durable(&self, token: &TokenRecord) -> Result<(), StoreError> {
         let bytes = encode(token).map_err(|e| self.io(e))?;
+        let generation = self.new_generation()?;
         self.write_durable(|(d, _)| {
             d.insert(KEY_TOKEN, bytes.clone())?;
+            // A store from before the generation gets one, so the cache survives PIN attempts.
+            if d.get(KEY_OBJECTS_GENERATION)?.is_none() {
+                d.insert(KEY_OBJECTS_GENERATION, &generation[..])?;
+            }
             Ok(())
         })
+    }
+
+    /// A new objects generation ([`KEY_OBJECTS_GENERATION`]), big-endian.
+    fn new_generation(&self) -> Result<[u8; 8], StoreError> {
+        let mut generation = crate::crypto::random_array::<8>()
+            .map_err(|_| self.io("the random generator failed".into()))?;
+        generation[0] |= 0x80;
+        Ok(generation)
+    }
+
+    /// What the objects cache is stamped with: the objects' generation, or for a store that
+    /// has none yet (written before it existed) the commit number.
+    pub fn objects_generation(&self) -> Result<u64, StoreError> {
+        match self.get(KEY_OBJECTS_GENERATION)? {
+            Some(v) => {
+                v.as_ref()
+                    .try_into()
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| StoreError::Corrupt {
+                        path: self.path.clone(),
+                        detail: "the objects generation is not 8 bytes".into(),
+                    })
+            }
+            None => Ok(self.seq()),
+        }
     }
 
     /// Re-initialises the token: every object removed and the new token record written, as one
@@ -487,11 +614,13 @@ impl OpenStore {
             .keys()
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| self.sled_error(e))?;
+        let generation = self.new_generation()?;
         self.write_durable(|(d, o)| {
             for key in &keys {
                 o.remove(key)?;
             }
             d.insert(KEY_TOKEN, bytes.clone())?;
+            d.insert(KEY_OBJECTS_GENERATION, &generation[..])?;
             Ok(())
         })
     }
@@ -520,21 +649,21 @@ impl OpenStore {
         T: serde::de::DeserializeOwned,
         F: Fn(u64, T) + Sync,
     {
-        let seq = self.seq();
+        let seq = self.objects_generation()?;
         let mut read = Vec::new();
         let n = self.each_object(f, Some(&mut read))?;
         let stamp = objects_cache::Stamp { uuid, seq };
         if n < objects_cache::CACHE_FROM {
             objects_cache::remove(&self.path);
-        } else if self.seq() == seq {
-            // (Written only when no write came in between: the records are then the store's
-            // at `seq`, as the seq lock orders writes.)
+        } else if self.objects_generation()? == seq {
+            // (Written only when no write of the objects came in between: the records are
+            // then the store's of this generation.)
             let started = std::time::Instant::now();
             let records = read.iter().map(|(k, v)| {
                 let id = <[u8; 8]>::try_from(k.as_ref()).unwrap_or_default();
                 (u64::from_be_bytes(id), v.as_ref())
             });
-            match objects_cache::write(&self.path, stamp, records) {
+            match objects_cache::write(&self.path, stamp, records, self.access) {
                 Ok(()) => log::debug!(
                     "store {}: objects cache written in {:?}",
                     self.path.display(),
@@ -654,8 +783,10 @@ impl OpenStore {
         record: &T,
     ) -> Result<(), StoreError> {
         let bytes = encode(record).map_err(|e| self.io(e))?;
-        self.write_durable(|(_, o)| {
+        let generation = self.new_generation()?;
+        self.write_durable(|(d, o)| {
             o.insert(&id.to_be_bytes(), bytes.clone())?;
+            d.insert(KEY_OBJECTS_GENERATION, &generation[..])?;
             Ok(())
         })
     }
@@ -670,16 +801,20 @@ impl OpenStore {
         for (id, record) in records {
             batch.insert(&id.to_be_bytes(), encode(record).map_err(|e| self.io(e))?);
         }
-        self.write_durable(|(_, o)| {
+        let generation = self.new_generation()?;
+        self.write_durable(|(d, o)| {
             o.apply_batch(&batch)?;
+            d.insert(KEY_OBJECTS_GENERATION, &generation[..])?;
             Ok(())
         })
     }
 
     /// Deletes one object record durably.
     pub fn delete_object_durable(&self, id: u64) -> Result<(), StoreError> {
-        self.write_durable(|(_, o)| {
+        let generation = self.new_generation()?;
+        self.write_durable(|(d, o)| {
             o.remove(&id.to_be_bytes())?;
+            d.insert(KEY_OBJECTS_GENERATION, &generation[..])?;
             Ok(())
         })
     }
@@ -691,7 +826,7 @@ impl OpenStore {
     fn flush(&self) -> Result<(), StoreError> {
         self.db
             .flush()
-            .map_err(|e| self.io(format!("cannot make the write durable: {e}")))?;
+            .map_err(|e| self.io(sled_sentence(&e, "writing", &self.path.join("db"))))?;
         Ok(())
     }
 
@@ -700,8 +835,12 @@ impl OpenStore {
         key: &[u8],
         bytes: &[u8],
     ) -> Result<T, StoreError> {
+        decode(bytes).map_err(|e| self.decode_error(key, e))
+    }
+
+    fn decode_error(&self, key: &[u8], e: DecodeError) -> StoreError {
         let what = String::from_utf8_lossy(key);
-        decode(bytes).map_err(|e| match e {
+        match e {
             DecodeError::Newer(v) => StoreError::Newer {
                 path: self.path.clone(),
                 detail: format!("record {what:?} has format {v}"),
@@ -710,7 +849,7 @@ impl OpenStore {
                 path: self.path.clone(),
                 detail: format!("record {what:?}: {d}"),
             },
-        })
+        }
     }
 
     fn io(&self, detail: String) -> StoreError {
@@ -727,8 +866,38 @@ impl OpenStore {
                 path: self.path.clone(),
                 detail: format!("sled cannot read a page: {e}"),
             },
-            e => self.io(e.to_string()),
+            e => self.io(sled_sentence(&e, "reading", &self.path.join("db"))),
         }
+    }
+}
+
+/// One sentence for an I/O failure, as a user reads it: "no space left on device while writing
+/// /path/db" (never a debug dump of nested error types).
+pub(crate) fn io_sentence(e: &std::io::Error, doing: &str, path: &Path) -> String {
+    use std::io::ErrorKind;
+    let what = match (e.kind(), e.raw_os_error()) {
+        (ErrorKind::StorageFull, _) | (_, Some(libc::ENOSPC)) => "no space left on device".into(),
+        (ErrorKind::QuotaExceeded, _) | (_, Some(libc::EDQUOT)) => "disk quota exceeded".into(),
+        (ErrorKind::PermissionDenied, _) => "permission denied".into(),
+        (ErrorKind::ReadOnlyFilesystem, _) => "read-only file system".into(),
+        _ => {
+            // std's text is "Message (os error N)": the message alone, as a clause.
+            let text = e.to_string();
+            let text = text.split(" (os error").next().unwrap_or_default();
+            let mut chars = text.chars();
+            chars.next().map_or_else(String::new, |c| {
+                c.to_lowercase().chain(chars).collect::<String>()
+            })
+        }
+    };
+    format!("{what} while {doing} {}", path.display())
+}
+
+/// [`io_sentence`] for sled's errors (sled wraps the I/O error it met).
+fn sled_sentence(e: &sled::Error, doing: &str, path: &Path) -> String {
+    match e {
+        sled::Error::Io(e) => io_sentence(e, doing, path),
+        e => e.to_string(),
     }
 }
 
@@ -812,11 +981,10 @@ fn lock_log(path: &Path) -> Result<Option<std::fs::File>, StoreError> {
     };
     let deadline = std::time::Instant::now() + OWN_LOCK_WAIT;
     loop {
-        // SAFETY: flock on a file descriptor this function owns.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-            return Ok(Some(file));
-        }
-        let e = std::io::Error::last_os_error();
+        let e = match crate::eintr::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) {
+            Ok(()) => return Ok(Some(file)),
+            Err(e) => e,
+        };
         if e.kind() != std::io::ErrorKind::WouldBlock {
             return Err(StoreError::Io {
                 path: path.to_path_buf(),
@@ -890,7 +1058,14 @@ fn check_log(path: &Path, acknowledged: Option<u64>) -> Result<Verdict, StoreErr
     };
     let Some(segment_size) = segment_size else {
         if db.bytes().iter().all(|&b| b == 0) {
-            return Ok(Verdict::Clean);
+            // Nothing written yet, unless writes were acknowledged: then the log lost them, and
+            // sled must not run (it would write its first segment into the refused store).
+            return Ok(match acknowledged {
+                Some(n) if n > 0 => Verdict::Damaged(format!(
+                    "its log file db holds nothing and its settings file conf is missing or damaged ({n} writes were acknowledged)"
+                )),
+                _ => Verdict::Clean,
+            });
         }
         return Ok(Verdict::Damaged(
             "sled's settings file conf is missing or damaged".into(),
@@ -1034,18 +1209,27 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
                 .any(|not_sled| name.to_string_lossy().starts_with(not_sled))
         {
             // Regular files only: the processes' sockets (lease.rs) are no part of the data.
-            std::fs::copy(entry.path(), target)?;
+            crate::eintr::copy(&entry.path(), &target)?;
         }
     }
     Ok(())
 }
 
-fn write_holder(path: &Path) {
+fn write_holder(path: &Path, access: Access) {
     let exe = std::env::current_exe()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| "?".into());
     let text = format!("pid {} ({exe})\n", std::process::id());
-    if let Err(e) = std::fs::write(path.join(HOLDER_FILE), text) {
+    let file = path.join(HOLDER_FILE);
+    let write = || -> std::io::Result<()> {
+        let mut f = access::create_options(access)
+            .write(true)
+            .truncate(true)
+            .open(&file)?;
+        std::io::Write::write_all(&mut f, text.as_bytes())?;
+        access::restrict(&file, access)
+    };
+    if let Err(e) = write() {
         log::debug!("cannot write the holder file in {}: {e}", path.display());
     }
 }
@@ -1076,7 +1260,7 @@ mod tests {
     #[test]
     fn for_each_object_reports_a_bad_record_among_many() {
         let dir = tempfile::tempdir().unwrap();
-        let store = OpenStore::open(dir.path()).unwrap();
+        let store = OpenStore::open(&dir.path().join("store"), &StoreOptions::default()).unwrap();
         let good: Vec<(u64, u64)> = (1..30_000u64).map(|id| (id, id)).collect();
         store.put_objects_durable(&good).unwrap();
         store.put_object_durable(0, &"not a number").unwrap();

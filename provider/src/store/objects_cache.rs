@@ -4,13 +4,14 @@
 //! Loading 10,000 objects out of sled can only start once sled is open (its log checked, its
 //! page table rebuilt), and then reads them page by page: the two make up most of a cold
 //! start. The cache is read and decoded in a second thread at the same time as sled opens.
-//! It is only a copy: it names the store (service UUID) and the commit number it was taken
-//! at, and is used only when both match the store once sled has opened it; any other
+//! It is only a copy: it names the store (service UUID) and the objects' generation it was
+//! taken at (a number every write of the objects changes, a write of the token record does
+//! not), and is used only when both match the store once sled has opened it; any other
 //! difference (no file, a damaged one, a write since) and the objects are loaded from sled as
 //! always, and the cache is written again from what was loaded. Object records hold key
 //! material sealed only, as in sled.
 //!
-//! Format: magic (16 bytes, with the cache format), service UUID (16), commit number (u64),
+//! Format: magic (16 bytes, with the cache format), service UUID (16), objects generation (u64),
 //! record count (u64), then per record the object ID (u64), length (u32) and the record as
 //! stored in sled; last, a CRC-32 of everything before it. Integers little-endian. Written to
 //! a temporary file and renamed over the old one: a reader sees the old file or the new.
@@ -31,7 +32,8 @@ const HEADER: usize = 16 + 16 + 8 + 8;
 pub struct Stamp {
     /// The store's service UUID.
     pub uuid: [u8; 16],
-    /// The commit number the records were read at.
+    /// The objects' generation the records were read at (`OpenStore::objects_generation`:
+    /// it changes with every write of the objects, not with a write of the token record).
     pub seq: u64,
 }
 
@@ -84,6 +86,7 @@ pub fn write<'a>(
     dir: &Path,
     stamp: Stamp,
     records: impl ExactSizeIterator<Item = (u64, &'a [u8])>,
+    access: super::access::Access,
 ) -> std::io::Result<()> {
     let mut out = Vec::with_capacity(HEADER + records.len() * 300);
     out.extend_from_slice(MAGIC);
@@ -103,6 +106,7 @@ pub fn write<'a>(
         .prefix(&format!("{OBJECTS_CACHE}."))
         .tempfile_in(dir)?;
     tmp.write_all(&out)?;
+    super::access::restrict(tmp.path(), access)?;
     tmp.persist(dir.join(OBJECTS_CACHE)).map_err(|e| e.error)?;
     Ok(())
 }
@@ -127,7 +131,13 @@ mod tests {
 
     fn written(records: &[(u64, &[u8])]) -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), STAMP, records.iter().copied()).unwrap();
+        write(
+            dir.path(),
+            STAMP,
+            records.iter().copied(),
+            crate::store::access::Access::Private,
+        )
+        .unwrap();
         dir
     }
 

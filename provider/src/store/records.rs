@@ -3,6 +3,10 @@
 //! Every record is `varint(format version) || postcard(body)`. postcard writes every integer
 //! as a LEB128 varint, so nothing depends on the width of `usize` or `CK_ULONG` on the machine
 //! that wrote it. A record from a newer format is refused, never rewritten.
+//!
+//! Formats: 1, the first; 2 added the token's own retry limit at the end of [`TokenRecord`]
+//! (every other body is unchanged, so a format-1 record of any other kind decodes as it is,
+//! and a format-1 token record through [`decode_token`]).
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -10,7 +14,10 @@ use serde::{Deserialize, Serialize};
 use crate::crypto::master_key::WrappedMasterKey;
 
 /// The format version this build writes and the newest it reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The retry limits a token may have (spec section 3: 1..=15).
+pub const PIN_RETRY_LIMITS: std::ops::RangeInclusive<u32> = 1..=15;
 
 /// Why a record could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -30,8 +37,33 @@ pub fn encode<T: Serialize>(body: &T) -> Result<Vec<u8>, String> {
     postcard::to_extend(body, out).map_err(|e| format!("cannot encode record: {e}"))
 }
 
-/// Decodes a record written by [`encode`] (this or an older format).
+/// Decodes a record written by [`encode`] (this or an older format). A token record is
+/// decoded with [`decode_token`]: its body changed in format 2.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
+    let (_, rest) = split_version(bytes)?;
+    decode_body(rest)
+}
+
+/// Decodes the token record of any format: one of format 1 has no retry limit
+/// ([`TokenRecord::pin_retry_limit`] `None`).
+pub fn decode_token(bytes: &[u8]) -> Result<TokenRecord, DecodeError> {
+    let (version, rest) = split_version(bytes)?;
+    if version == 1 {
+        let v1: TokenRecordV1 = decode_body(rest)?;
+        return Ok(TokenRecord {
+            label: v1.label,
+            created: v1.created,
+            so: v1.so,
+            user: v1.user,
+            so_unlock_request: v1.so_unlock_request,
+            pin_retry_limit: None,
+        });
+    }
+    decode_body(rest)
+}
+
+/// The format version and the body after it.
+fn split_version(bytes: &[u8]) -> Result<(u32, &[u8]), DecodeError> {
     let (version, rest) =
         read_varint(bytes).ok_or_else(|| DecodeError::Corrupt("no format version".into()))?;
     let version = u32::try_from(version)
@@ -42,6 +74,10 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
     if version == 0 {
         return Err(DecodeError::Corrupt("format version 0".into()));
     }
+    Ok((version, rest))
+}
+
+fn decode_body<T: DeserializeOwned>(rest: &[u8]) -> Result<T, DecodeError> {
     let (body, tail) =
         postcard::take_from_bytes(rest).map_err(|e| DecodeError::Corrupt(e.to_string()))?;
     if !tail.is_empty() {
@@ -109,6 +145,21 @@ pub struct TokenRecord {
     pub user: PinRecord,
     /// A pending request to unlock the locked SO PIN (spec section 5).
     pub so_unlock_request: Option<UnlockRequest>,
+    /// Consecutive wrong PINs that lock a role (1..=15): the token's own, fixed when it is
+    /// created (from the configuration of that moment) and changed only by the SO. `None` only
+    /// in a record of format 1, written before the token kept its limit: the token then uses
+    /// its configuration's and writes that into the record at its next write of it.
+    pub pin_retry_limit: Option<u32>,
+}
+
+/// [`TokenRecord`] as format 1 wrote it (without the retry limit).
+#[derive(Deserialize)]
+struct TokenRecordV1 {
+    label: [u8; 32],
+    created: String,
+    so: PinRecord,
+    user: PinRecord,
+    so_unlock_request: Option<UnlockRequest>,
 }
 
 /// The SO PIN holder's request for the vendor to unlock the SO PIN.
@@ -147,18 +198,99 @@ mod tests {
             locked: true,
         };
         let bytes = encode(&rec).unwrap();
-        // version 1, Option None, varint 300 = ac 02, true.
-        assert_eq!(bytes, vec![1, 0, 0xac, 0x02, 1]);
+        // version 2, Option None, varint 300 = ac 02, true.
+        assert_eq!(bytes, vec![2, 0, 0xac, 0x02, 1]);
         assert_eq!(decode::<PinRecord>(&bytes).unwrap(), rec);
+        // Its body is format 1's: a record of format 1 decodes the same.
+        assert_eq!(decode::<PinRecord>(&[1, 0, 0xac, 0x02, 1]).unwrap(), rec);
+    }
+
+    /// A token record of this format, byte for byte, and the same token as format 1 wrote it.
+    fn token_bytes(version: u8, limit: Option<u8>) -> Vec<u8> {
+        let mut b = vec![version];
+        b.extend(*b"T                               ");
+        b.extend([20]);
+        b.extend(b"2026-12-03T16:00:00Z");
+        // SO: a wrapped master key (salt, iterations 600,000 = c0 cf 24, nonce, ciphertext),
+        // 2 failures, not locked.
+        b.extend([1]);
+        b.extend([0x5a; 16]);
+        b.extend([0xc0, 0xcf, 0x24]);
+        b.extend([0x0c; 12]);
+        b.extend([3, 0xaa, 0xbb, 0xcc]);
+        b.extend([2, 0]);
+        // User: no PIN, 0 failures, locked (as C_InitToken leaves it: it is never set so).
+        b.extend([0, 0, 1]);
+        // No unlock request.
+        b.extend([0]);
+        if let Some(limit) = limit {
+            b.extend([1, limit]);
+        }
+        b
+    }
+
+    fn token(limit: Option<u32>) -> TokenRecord {
+        use crate::crypto::master_key::Sealed;
+        TokenRecord {
+            label: *b"T                               ",
+            created: "2026-12-03T16:00:00Z".into(),
+            so: PinRecord {
+                wrapped_master_key: Some(WrappedMasterKey {
+                    salt: [0x5a; 16],
+                    iterations: 600_000,
+                    sealed: Sealed {
+                        nonce: [0x0c; 12],
+                        ciphertext: vec![0xaa, 0xbb, 0xcc],
+                    },
+                }),
+                failures: 2,
+                locked: false,
+            },
+            user: PinRecord {
+                wrapped_master_key: None,
+                failures: 0,
+                locked: true,
+            },
+            so_unlock_request: None,
+            pin_retry_limit: limit,
+        }
+    }
+
+    #[test]
+    fn token_record_bytes_of_format_2_and_format_1() {
+        let rec = token(Some(7));
+        let bytes = encode(&rec).unwrap();
+        assert_eq!(bytes, token_bytes(2, Some(7)));
+        assert_eq!(decode_token(&bytes).unwrap(), rec);
+        // What key4c wrote before the token kept its limit: no limit, decoded as `None`.
+        let old = token_bytes(1, None);
+        assert_eq!(decode_token(&old).unwrap(), token(None));
+        // The generic decoder knows only this format's body.
+        assert!(matches!(
+            decode::<TokenRecord>(&old),
+            Err(DecodeError::Corrupt(_))
+        ));
+        // A format-1 body with a limit after it, or a format-2 body without one: damaged.
+        assert!(matches!(
+            decode_token(&token_bytes(1, Some(7))),
+            Err(DecodeError::Corrupt(_))
+        ));
+        assert!(matches!(
+            decode_token(&token_bytes(2, None)),
+            Err(DecodeError::Corrupt(_))
+        ));
+        let mut newer = bytes.clone();
+        newer[0] = 3;
+        assert_eq!(decode_token(&newer), Err(DecodeError::Newer(3)));
     }
 
     #[test]
     fn newer_truncated_and_trailing_are_refused() {
         let mut bytes = encode(&PinRecord::default()).unwrap();
-        bytes[0] = 2;
-        assert_eq!(decode::<PinRecord>(&bytes), Err(DecodeError::Newer(2)));
+        bytes[0] = 3;
+        assert_eq!(decode::<PinRecord>(&bytes), Err(DecodeError::Newer(3)));
         assert!(matches!(
-            decode::<PinRecord>(&[1, 0]),
+            decode::<PinRecord>(&[2, 0]),
             Err(DecodeError::Corrupt(_))
         ));
         assert!(matches!(
@@ -178,7 +310,7 @@ mod tests {
     }
 
     #[test]
-    fn object_record_bytes_are_the_first_format() {
+    fn object_record_body_is_format_1s() {
         use crate::crypto::master_key::Sealed;
         use crate::token::attributes::Value;
         use crate::token::object::ObjectRecord;
@@ -198,8 +330,9 @@ mod tests {
             }),
         };
         // Attributes as a count and (type, value) pairs in type order; byte strings as a length
-        // and the bytes: what stores written before the attributes became a map hold.
-        let mut expected = vec![1, 2, 1, 3, 3];
+        // and the bytes: what stores written before the attributes became a map hold. The
+        // body is format 1's; only the version in front is 2.
+        let mut expected = vec![2, 2, 1, 3, 3];
         expected.extend([0x01, 0, 1]);
         expected.extend([0x03, 2, 2, b'a', b'b']);
         expected.extend([0x90, 0x04, 3, 1, 0xc1, 0x20]);
@@ -209,6 +342,8 @@ mod tests {
         let bytes = encode(&rec).unwrap();
         assert_eq!(bytes, expected);
         assert_eq!(decode::<ObjectRecord>(&bytes).unwrap(), rec);
+        expected[0] = 1;
+        assert_eq!(decode::<ObjectRecord>(&expected).unwrap(), rec);
         // Pairs out of order or repeated (no writer made them, a damaged store could) still
         // decode; of a repeated type the last value stays, as inserting them in turn would.
         let mut unordered = vec![1, 2, 1, 3, 3];

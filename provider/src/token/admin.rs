@@ -1,10 +1,15 @@
 //! What the admin CLI needs from the token beyond the PKCS#11 calls: the service UUID as
 //! bytes (for the vendor's signature), whether a configuration's `uuid` / `api_key` name this
-//! store's service, and the audit events that only the CLI sees (the delivery of the
-//! "unlock completed" notice).
+//! store's service, the audit events that only the CLI sees (the delivery of the
+//! "unlock completed" notice), and the SO's change of the token's retry limit.
 
+use pkcs11_sys::CK_SESSION_HANDLE;
+
+use super::error::{Error, Result};
+use super::session::LoginState;
 use super::Token;
 use crate::crypto::digest::HashAlg;
+use crate::store::records::PIN_RETRY_LIMITS;
 
 /// Whether one binding field of a configuration (`uuid` or `api_key`) names this store's
 /// service.
@@ -94,9 +99,57 @@ impl Token {
         Binding { uuid, api_key }
     }
 
+    /// The SO sets the token's retry limit (1..=15) in an SO R/W session; returns the previous
+    /// one. Audited (`pin.retry_limit`, subject `OLD -> NEW`). Counters and locks stay as they
+    /// are: a locked PIN stays locked under a higher limit, and under a limit lowered to or
+    /// below a role's failures its next wrong PIN locks it.
+    pub fn set_pin_retry_limit(&self, handle: CK_SESSION_HANDLE, limit: u32) -> Result<u32> {
+        let _lease = self.lease()?;
+        let mut state = self.state.lock();
+        let session = self.session(handle)?;
+        if state.login != LoginState::So {
+            return Err(Error::UserNotLoggedIn);
+        }
+        if !session.read_write {
+            return Err(Error::SessionReadOnly);
+        }
+        if !PIN_RETRY_LIMITS.contains(&limit) {
+            return Err(Error::ArgumentsBad);
+        }
+        let mut record = state.record.clone().ok_or(Error::TokenNotRecognized)?;
+        let old = self.retry_limit(&record);
+        record.pin_retry_limit = Some(limit);
+        self.audit("pin.retry_limit", &format!("{old} -> {limit}"), "ok");
+        self.commit(&mut state, record)?;
+        log::info!("the SO set the token's PIN retry limit from {old} to {limit}");
+        Ok(old)
+    }
+
     /// Appends an event of the admin CLI to the audit log, durably. `subject` and `outcome`
     /// must never hold a PIN or key material.
     pub fn record_admin_event(&self, event: AdminEvent, subject: &str, outcome: &str) {
         self.audit_durable(event.name(), subject, outcome);
+    }
+}
+
+impl Token {
+    /// The SO accepts the store as it is after a deliberate restore from a copy: its commit
+    /// number becomes the newest this user has seen (`store::rollback`), so it opens again.
+    /// Audited. Returns the store's commit number.
+    pub fn accept_restore(&self, handle: pkcs11_sys::CK_SESSION_HANDLE) -> super::Result<u64> {
+        let _lease = self.lease()?;
+        let state = self.state.lock();
+        self.session(handle)?;
+        if state.login != super::session::LoginState::So {
+            return Err(super::Error::UserNotLoggedIn);
+        }
+        let seq = self.store.seq().map_err(super::store_error)?;
+        self.audit_durable("store.restore.accept", &format!("write #{seq}"), "ok");
+        self.store.accept_restore().map_err(super::store_error)?;
+        log::warn!(
+            "store {}: the SO accepted it as restored, at write #{seq}",
+            self.store.path().display()
+        );
+        Ok(seq)
     }
 }

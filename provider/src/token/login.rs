@@ -1,6 +1,8 @@
 //! Login, logout and the PIN lifecycle: C_Login, C_Logout, C_InitToken, C_InitPIN, C_SetPIN
 //! (spec sections 2 to 4).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use pkcs11_sys::*;
 
 use super::error::{Error, Result};
@@ -71,6 +73,8 @@ impl Token {
             },
             user: PinRecord::default(),
             so_unlock_request: None,
+            // A new token's own limit: the configuration's of this moment.
+            pin_retry_limit: Some(self.config.pin_retry_limit),
         };
         let reinit = state.record.is_some();
         self.audit(
@@ -235,8 +239,12 @@ impl Token {
         self.commit(&mut state, record)
     }
 
-    /// Checks `pin` for `role`, counting a failure durably before returning; on success the
-    /// counter is reset and the master key returned.
+    /// Checks `pin` for `role`, count first (spec section 3): the attempt is counted durably
+    /// (failures + 1, locked when that reaches the limit) before the PIN is tried, and a correct
+    /// PIN then resets the counter durably. A count that cannot be made durable fails the call
+    /// with CKR_DEVICE_ERROR without trying the PIN; a reset that cannot be made durable fails
+    /// it too (the attempt stays counted, nobody is logged in). The audit outcome is written
+    /// only once the store holds the count; the in-memory record is always the store's.
     fn authenticate(&self, state: &mut TokenState, role: Role, pin: &[u8]) -> Result<MasterKey> {
         let record = state.record.as_ref().ok_or(Error::TokenNotRecognized)?;
         let current = match role {
@@ -249,48 +257,75 @@ impl Token {
         }
         let wrapped = current
             .wrapped_master_key
-            .as_ref()
+            .clone()
             .ok_or(Error::UserPinNotInitialized)?;
-        let master_key = wrapped.unwrap_with(pin, role.aad());
-        let mut updated = record.clone();
-        let pin_record = role_pin(&mut updated, role);
-        let was_failures = pin_record.failures;
-        let attempt = lockout::record_attempt(
-            pin_record,
-            master_key.is_some(),
-            self.config.pin_retry_limit,
-        );
-        match attempt {
-            Attempt::Incorrect => self.audit("login", role.name(), "CKR_PIN_INCORRECT"),
-            Attempt::NowLocked => self.audit("pin.lock", role.name(), "CKR_PIN_LOCKED"),
-            Attempt::Accepted => {}
-        }
-        if attempt != Attempt::Accepted || was_failures != 0 {
-            self.commit(state, updated)?;
-        }
-        match (attempt, master_key) {
-            (Attempt::Accepted, Some(key)) => Ok(key),
-            (Attempt::NowLocked, _) => {
-                log::warn!(
-                    "{role:?} PIN locked after {} consecutive failures",
-                    self.config.pin_retry_limit
-                );
-                Err(Error::PinLocked)
-            }
-            _ => Err(Error::PinIncorrect),
-        }
+        let limit = self.retry_limit(record);
+        let mut counted = record.clone();
+        let attempt = lockout::count_attempt(role_pin(&mut counted, role), limit);
+        self.commit(state, counted).inspect_err(|e| {
+            log::error!(
+                "{} PIN not tried: its attempt could not be counted durably ({e})",
+                role.name()
+            )
+        })?;
+        let Some(master_key) = wrapped.unwrap_with(pin, role.aad()) else {
+            return Err(match attempt {
+                Attempt::Incorrect => {
+                    self.audit_durable("login", role.name(), "CKR_PIN_INCORRECT");
+                    Error::PinIncorrect
+                }
+                Attempt::NowLocked => {
+                    self.audit_durable("pin.lock", role.name(), "CKR_PIN_LOCKED");
+                    log::warn!(
+                        "{} PIN locked after {limit} consecutive failures",
+                        role.name()
+                    );
+                    Error::PinLocked
+                }
+            });
+        };
+        let mut accepted = state.record.clone().ok_or(Error::TokenNotRecognized)?;
+        lockout::accept(role_pin(&mut accepted, role));
+        self.commit(state, accepted).inspect_err(|e| {
+            log::error!(
+                "{} PIN correct, but its counter could not be reset durably: not logged in ({e})",
+                role.name()
+            )
+        })?;
+        Ok(master_key)
     }
 
-    /// Writes `record` durably, then makes it the token's state.
-    pub(super) fn commit(&self, state: &mut TokenState, record: TokenRecord) -> Result<()> {
-        let result = self
-            .store
+    /// Writes `record` durably, then makes it the token's state. When the write fails the
+    /// state stays what the store holds. A record of format 1 gets the token's retry limit
+    /// here, at its first write (store::records::TokenRecord::pin_retry_limit).
+    pub(super) fn commit(&self, state: &mut TokenState, mut record: TokenRecord) -> Result<()> {
+        if record.pin_retry_limit.is_none() {
+            record.pin_retry_limit = Some(self.config.pin_retry_limit);
+        }
+        self.store
             .put_token_durable(&record)
-            .map_err(|e| Error::DeviceError(e.to_string()));
-        // Even when the write failed, keep the stricter in-memory state (a counted failure
-        // must never be forgotten by this process).
+            .map_err(|e| Error::DeviceError(e.to_string()))?;
         state.record = Some(record);
-        result
+        Ok(())
+    }
+
+    /// The token's retry limit: its record's own (the configuration's `pin_retry_limit`, when
+    /// it differs, is ignored with one warning per process), or for a record of format 1 the
+    /// configuration's, which the next write of the record keeps.
+    pub(super) fn retry_limit(&self, record: &TokenRecord) -> u32 {
+        static WARNED: AtomicBool = AtomicBool::new(false);
+        let configured = self.config.pin_retry_limit;
+        match record.pin_retry_limit {
+            Some(limit) => {
+                if limit != configured && !WARNED.swap(true, Ordering::Relaxed) {
+                    log::warn!(
+                        "pin_retry_limit = {configured} in the configuration is ignored: the token's own retry limit is {limit} (fixed when the token was created; the SO changes it with `key4c pin retry-limit`)"
+                    );
+                }
+                limit
+            }
+            None => configured,
+        }
     }
 
     fn wrap(&self, master_key: &MasterKey, pin: &[u8], role: Role) -> Result<WrappedMasterKey> {

@@ -79,7 +79,7 @@ impl Token {
         let (store, cached) = std::thread::scope(|scope| {
             let opening = std::thread::Builder::new()
                 .name("key4c-open".into())
-                .spawn_scoped(scope, || Store::open(&dir));
+                .spawn_scoped(scope, || Store::open(&dir, config.store_options()));
             let objects = object::Objects::default();
             let stamp = objects_cache::load(&dir, |id, record| {
                 objects.insert(Arc::new(objects::stored_object(
@@ -96,7 +96,7 @@ impl Token {
                         detail: "the thread opening the store failed".into(),
                     })
                 }),
-                Err(_) => Store::open(&dir),
+                Err(_) => Store::open(&dir, config.store_options()),
             };
             (store, stamp.map(|stamp| (stamp, objects)))
         });
@@ -127,7 +127,7 @@ impl Token {
         };
         token.present = token.binding_matches();
         let uuid = token.service.lock().uuid;
-        let seq = token.store.seq().map_err(store_error)?;
+        let seq = token.store.objects_generation().map_err(store_error)?;
         let from_cache = match cached {
             Some((stamp, objects)) if stamp == (Stamp { uuid, seq }) => {
                 token.objects = objects;
@@ -318,10 +318,10 @@ impl Token {
         self.check_token(slot)?;
         self.sync()?;
         let state = self.state.lock();
-        let limit = self.config.pin_retry_limit;
         let mut flags = CKF_RNG | CKF_LOGIN_REQUIRED | CKF_CLOCK_ON_TOKEN;
         let mut label = [b' '; 32];
         if let Some(record) = &state.record {
+            let limit = self.retry_limit(record);
             flags |= CKF_TOKEN_INITIALIZED;
             if record.user.wrapped_master_key.is_some() {
                 flags |= CKF_USER_PIN_INITIALIZED;

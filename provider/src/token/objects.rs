@@ -13,6 +13,7 @@ use super::keys;
 use super::object::{sealing_aad, Attributes, Object, ObjectRecord, SecretAttributes, SecretSlot};
 use super::session::{FindOperation, LoginState, Session};
 use super::Token;
+use crate::store::Lease;
 
 /// A caller's template, decoded: (type, value) in the caller's order.
 pub type Template = Vec<(CK_ATTRIBUTE_TYPE, Value)>;
@@ -542,8 +543,7 @@ impl Token {
         object: CK_OBJECT_HANDLE,
     ) -> Result<()> {
         let session = self.session(handle)?;
-        self.sync()?;
-        let object = self.object(object)?;
+        let (object, _lease) = self.object_to_change(object)?;
         self.check_may_write(&session, object.class, object.store_id.is_some(), false)?;
         if !object
             .attrs
@@ -625,8 +625,7 @@ impl Token {
         raw: &[(CK_ATTRIBUTE_TYPE, &[u8])],
     ) -> Result<()> {
         let session = self.session(handle)?;
-        self.sync()?;
-        let object = self.object(object)?;
+        let (object, _lease) = self.object_to_change(object)?;
         self.check_may_write(&session, object.class, object.store_id.is_some(), false)?;
         if !object.flag(CKA_MODIFIABLE) {
             return Err(Error::ActionProhibited);
@@ -643,6 +642,22 @@ impl Token {
             attrs.insert(ty, value);
         }
         self.replace_object(&object, attrs)
+    }
+
+    /// The object a C_SetAttributeValue or C_DestroyObject changes. A token object is looked up
+    /// again under a lease, after any reload: between a look-up and the write another process
+    /// may take the store and destroy or change the object, and a write made without the lease
+    /// would bring a destroyed object back. The lease is kept until the change is written.
+    fn object_to_change(
+        &self,
+        handle: CK_OBJECT_HANDLE,
+    ) -> Result<(Arc<Object>, Option<Lease<'_>>)> {
+        let object = self.object(handle)?;
+        if object.store_id.is_none() {
+            return Ok((object, None));
+        }
+        let lease = self.lease()?;
+        Ok((self.object(handle)?, Some(lease)))
     }
 
     /// Makes a new version of `object` with other attributes, durably for token objects.

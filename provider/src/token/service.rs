@@ -60,6 +60,8 @@ pub struct ServiceInfo {
     pub user: PinState,
     /// Consecutive User failures.
     pub user_failures: u32,
+    /// The token's retry limit (its own, not the configuration's), when it is initialised.
+    pub pin_retry_limit: Option<u32>,
     /// The pending SO unlock request.
     pub unlock_request: Option<UnlockRequest>,
 }
@@ -131,8 +133,8 @@ impl Token {
             log::warn!("service page: {e}");
         }
         let state = self.state.lock();
-        let limit = self.config.pin_retry_limit;
         let record = state.record.as_ref();
+        let limit = record.map_or(self.config.pin_retry_limit, |r| self.retry_limit(r));
         let requested = record.is_some_and(|r| r.so_unlock_request.is_some());
         ServiceInfo {
             uuid: self.service_uuid(),
@@ -143,6 +145,7 @@ impl Token {
             so_failures: record.map_or(0, |r| r.so.failures),
             user: record.map_or(PinState::NotSet, |r| pin_state(&r.user, limit, false)),
             user_failures: record.map_or(0, |r| r.user.failures),
+            pin_retry_limit: record.map(|_| limit),
             unlock_request: record.and_then(|r| r.so_unlock_request.clone()),
         }
     }

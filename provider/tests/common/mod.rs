@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 
 pub use key4c_pkcs11::token::error::ckr_name;
+
+#[path = "../../../test-support/require.rs"]
+pub mod require;
 pub use pkcs11_sys::*;
 
 /// The PINs of the vendor's examples (all valid under the policy).
@@ -241,6 +244,8 @@ pub fn isolated(name: &str, config: &str, body: impl FnOnce()) {
         .args([name, "--exact", "--nocapture", "--test-threads", "1"])
         .env(CHILD, name)
         .env("KEY4C_CONF", &conf)
+        // The record that notices restored stores (store::rollback) stays with the test.
+        .env("KEY4C_STATE_DIR", dir.path().join("state"))
         .env_remove("KEY4C_STORE")
         .env_remove(STEP)
         .output()
@@ -248,10 +253,11 @@ pub fn isolated(name: &str, config: &str, body: impl FnOnce()) {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        out.status.success() && stdout.contains("1 passed"),
+        out.status.success(),
         "child test {name} failed ({}):\n{stdout}\n{stderr}",
         out.status
     );
+    assert_ran_one(name, &out);
 }
 
 /// In a multi-process test: the step this process was started for (`None` in the first).
@@ -260,13 +266,46 @@ pub fn step() -> Option<String> {
 }
 
 /// In a multi-process test: runs the same test again in a new process as `step`, with the
-/// same store, and returns how it ended.
+/// same store, and returns how it ended. Panics unless exactly that one test started (a
+/// renamed test would run nothing, and "nothing failed" would pass).
 pub fn run_step(name: &str, step: &str) -> ExitStatus {
-    Command::new(std::env::current_exe().expect("exe"))
+    let out = Command::new(std::env::current_exe().expect("exe"))
         .args([name, "--exact", "--nocapture", "--test-threads", "1"])
         .env(STEP, step)
-        .status()
-        .expect("spawn step")
+        .output()
+        .expect("spawn step");
+    // Shown with the parent's output (libtest prints it when the parent fails).
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    assert_ran_one(name, &out);
+    out.status
+}
+
+/// The number of tests a run of a test binary started: libtest's first line, "running N
+/// test(s)" (printed before any test runs, so a child killed in its test has it too).
+pub fn tests_started(stdout: &str) -> Option<usize> {
+    stdout.lines().find_map(|l| {
+        let mut words = l.strip_prefix("running ")?.split(' ');
+        let n = words.next()?.parse().ok()?;
+        matches!(words.next(), Some("test" | "tests")).then_some(n)
+    })
+}
+
+/// Panics unless the child run of this binary for test `name` started exactly one test and,
+/// when it exited successfully, libtest reported exactly that one passed.
+pub fn assert_ran_one(name: &str, out: &std::process::Output) {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        tests_started(&stdout),
+        Some(1),
+        "child run of {name}: not exactly one test started (renamed or filtered out?):\n{stdout}"
+    );
+    if out.status.success() {
+        assert!(
+            stdout.contains("test result: ok. 1 passed; 0 failed"),
+            "child run of {name} exited 0 without one passed test:\n{stdout}"
+        );
+    }
 }
 
 /// The store directory of the running isolated test.
@@ -510,11 +549,15 @@ pub fn run_step_limited(
     let stdout = out.join().unwrap_or_default();
     let stderr = err.join().unwrap_or_default();
     match status {
-        Some(status) => Ok(std::process::Output {
-            status,
-            stdout,
-            stderr,
-        }),
+        Some(status) => {
+            let out = std::process::Output {
+                status,
+                stdout,
+                stderr,
+            };
+            assert_ran_one(name, &out);
+            Ok(out)
+        }
         None => Err(format!(
             "step {step} still running after {limit:?} (killed): a hang\n{}\n{}",
             String::from_utf8_lossy(&stdout),
@@ -523,7 +566,9 @@ pub fn run_step_limited(
     }
 }
 
-/// Starts this test binary as `step` without waiting for it (for kill tests).
+/// Starts this test binary as `step` without waiting for it (for kill tests). Its stdout is
+/// not read (the parent kills it at any point, even before libtest's first line): a worker
+/// that ran no test exits by itself, which the kill tests fail on ("died by itself").
 pub fn spawn_step(name: &str, step: &str, envs: &[(&str, String)]) -> std::process::Child {
     let mut cmd = Command::new(std::env::current_exe().expect("exe"));
     cmd.args([name, "--exact", "--nocapture", "--test-threads", "1"])
@@ -666,6 +711,8 @@ pub fn isolated_reporting(name: &str, config: &str, body: impl FnOnce()) {
         .args([name, "--exact", "--nocapture", "--test-threads", "1"])
         .env(CHILD, name)
         .env("KEY4C_CONF", &conf)
+        // The record that notices restored stores (store::rollback) stays with the test.
+        .env("KEY4C_STATE_DIR", dir.path().join("state"))
         .env_remove("KEY4C_STORE")
         .env_remove(STEP)
         .output()
@@ -676,13 +723,17 @@ pub fn isolated_reporting(name: &str, config: &str, body: impl FnOnce()) {
         // Straight to the process's stderr: the test harness captures eprintln!.
         use std::io::Write;
         let mut err = std::io::stderr();
-        for line in stderr.lines().filter(|l| l.starts_with("REPORT ")) {
+        for line in stderr
+            .lines()
+            .filter(|l| l.starts_with("REPORT ") || l.starts_with("SKIPPED "))
+        {
             let _ = writeln!(err, "{line}");
         }
     }
     assert!(
-        out.status.success() && stdout.contains("1 passed"),
+        out.status.success(),
         "child test {name} failed ({}):\n{stdout}\n{stderr}",
         out.status
     );
+    assert_ran_one(name, &out);
 }

@@ -37,8 +37,8 @@ impl Ctx {
         } else if let Some(dir) = std::env::var_os(ENV_STORE) {
             config.store = Some(PathBuf::from(dir));
         }
+        config.resolve_store()?;
         let store = config.store_dir();
-        config.store = Some(store.clone());
         let uuid = config.uuid.take();
         let api_key = config.api_key.take().map(Zeroizing::new);
         Ok(Ctx {
@@ -72,6 +72,14 @@ impl Ctx {
             )));
         }
         Ok(token)
+    }
+
+    /// Opens the token of an existing store even when it is older than what this user has
+    /// seen of it: for the SO to accept a deliberate restore.
+    pub fn open_accepting_restore(&self) -> Result<Token> {
+        let mut config = self.config.clone();
+        config.accept_restore = true;
+        Token::open(config).map_err(|e| CliError::new(describe(&e)))
     }
 
     /// How the configuration's `uuid` and `api_key` relate to the store's service.
@@ -172,11 +180,14 @@ pub fn login<'a>(token: &'a Token, role: Role, pin: &[u8]) -> Result<Session<'a>
 }
 
 fn login_error(token: &Token, role: Role, e: &Error, before: PinState) -> CliError {
-    let limit = token.config().pin_retry_limit;
+    let limit = token
+        .service_info()
+        .pin_retry_limit
+        .unwrap_or(token.config().pin_retry_limit);
     match e {
         Error::PinIncorrect => {
             let (_, failures) = role.state(token);
-            let left = u64::from(limit.saturating_sub(failures));
+            let left = u64::from(limit.saturating_sub(failures).max(1));
             let tail = if left == 1 {
                 ": the next wrong one locks it"
             } else {

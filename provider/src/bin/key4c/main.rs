@@ -15,10 +15,12 @@ mod demo;
 mod error;
 mod keys;
 mod mail;
+mod manual;
 mod pin;
 mod pin_input;
 mod progress;
 mod service;
+mod store;
 mod unlock;
 mod util;
 
@@ -39,7 +41,7 @@ use error::Result;
                   environment variable (KEY4C_SO_PIN, KEY4C_USER_PIN, KEY4C_NEW_SO_PIN) or type \
                   them at the prompt. Reference and worked example: docs/cli.md."
 )]
-struct Cli {
+pub(crate) struct Cli {
     /// The module's configuration file (the one libkey4c_pkcs11.so reads).
     #[arg(long, global = true, env = "KEY4C_CONF", value_name = "FILE")]
     config: Option<PathBuf>,
@@ -70,6 +72,13 @@ enum Command {
     Keys(keys::KeysCommand),
     /// Show the token's audit log of security events (oldest first).
     Audit(audit::AuditArgs),
+    /// The store as files: accept a store deliberately restored from a copy.
+    #[command(subcommand)]
+    Store(store::StoreCommand),
+    /// Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell).
+    Completions(manual::CompletionsArgs),
+    /// Write the man pages of key4c and its commands into a directory.
+    Manpages(manual::ManpagesArgs),
     /// Walk through the token's life in a throw-away store: PIN policy, initialisation,
     /// login, lockout after 5 wrong PINs, and the SO's unlock.
     Demo,
@@ -111,6 +120,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Vendor(c) => unlock::run_vendor(c),
         Command::Keys(c) => keys::run(&ctx()?, c),
         Command::Audit(a) => audit::run(&ctx()?, a),
+        Command::Store(c) => store::run(&ctx()?, c),
+        Command::Completions(a) => manual::completions(a),
+        Command::Manpages(a) => manual::manpages(a),
         Command::Demo => demo::run(store.clone()),
     }
 }

@@ -1,5 +1,5 @@
-//! `key4c pin`: change the SO PIN, and set, reset or unlock the User PIN. Both need the SO
-//! PIN (the Key4C V3 has no self-service change of the User PIN).
+//! `key4c pin`: change the SO PIN, set, reset or unlock the User PIN, and set the token's
+//! retry limit. All need the SO PIN (the Key4C V3 has no self-service change of the User PIN).
 
 use std::path::PathBuf;
 
@@ -20,6 +20,21 @@ pub enum PinCommand {
     /// User PIN is unlocked by setting a new one.
     #[command(visible_aliases = ["reset-user", "unlock-user"])]
     SetUser(SetUserArgs),
+    /// Set the token's PIN retry limit (consecutive wrong PINs that lock a role, 1..=15):
+    /// needs the SO PIN. The token keeps its own limit; the configuration's `pin_retry_limit`
+    /// only sets it when the token is created.
+    RetryLimit(RetryLimitArgs),
+}
+
+/// Options of `pin retry-limit`.
+#[derive(Args)]
+pub struct RetryLimitArgs {
+    /// The new limit, 1..=15.
+    #[arg(value_name = "N", value_parser = clap::value_parser!(u32).range(1..=15))]
+    limit: u32,
+    /// File holding the SO PIN (else KEY4C_SO_PIN, else a prompt on a terminal).
+    #[arg(long, value_name = "FILE")]
+    so_pin_file: Option<PathBuf>,
 }
 
 /// Options of `pin change-so`.
@@ -49,6 +64,7 @@ pub fn run(ctx: &Ctx, command: PinCommand) -> Result<()> {
     match command {
         PinCommand::ChangeSo(a) => change_so(ctx, a),
         PinCommand::SetUser(a) => set_user(ctx, a),
+        PinCommand::RetryLimit(a) => retry_limit(ctx, a),
     }
 }
 
@@ -98,5 +114,19 @@ fn set_user(ctx: &Ctx, args: SetUserArgs) -> Result<()> {
             _ => "User PIN reset.",
         }
     );
+    Ok(())
+}
+
+/// `pin retry-limit N`.
+fn retry_limit(ctx: &Ctx, args: RetryLimitArgs) -> Result<()> {
+    let so_pin = pin_input::read(&SO_PIN, args.so_pin_file.as_deref(), false)?;
+    let token = ctx.open()?;
+    let session = login(&token, Role::So, &so_pin)?;
+    let old = token.set_pin_retry_limit(session.handle, args.limit)?;
+    if old == args.limit {
+        println!("The PIN retry limit stays {old}.");
+    } else {
+        println!("PIN retry limit changed from {old} to {}.", args.limit);
+    }
     Ok(())
 }

@@ -191,7 +191,7 @@ fn pin_json(state: PinState, failures: u32, limit: u32) -> serde_json::Value {
     let left = match state {
         PinState::Locked | PinState::UnlockRequested => 0,
         PinState::NotSet => limit,
-        _ => limit.saturating_sub(failures),
+        _ => limit.saturating_sub(failures).max(1),
     };
     json!({ "state": state.name(), "failures": failures, "attempts_left": left })
 }
@@ -202,7 +202,7 @@ fn pin_text(state: PinState, failures: u32, limit: u32) -> String {
             "{} ({failures} wrong attempt{} in a row, {} left)",
             state.name(),
             crate::util::plural(u64::from(failures)),
-            limit.saturating_sub(failures)
+            limit.saturating_sub(failures).max(1)
         ),
         _ => state.name().to_string(),
     }
@@ -240,7 +240,7 @@ impl<'a> Page<'a> {
     fn json(&self) -> serde_json::Value {
         let i = self.info;
         let c = self.config;
-        let limit = c.pin_retry_limit;
+        let limit = i.pin_retry_limit.unwrap_or(c.pin_retry_limit);
         json!({
             "service": {
                 "uuid": hyphenated(&i.uuid),
@@ -281,7 +281,7 @@ impl<'a> Page<'a> {
     fn print(&self) {
         let i = self.info;
         let c = self.config;
-        let limit = c.pin_retry_limit;
+        let limit = i.pin_retry_limit.unwrap_or(c.pin_retry_limit);
         let row = |k: &str, v: &str| println!("  {k:<18}{v}");
         println!("Service");
         row("UUID", &hyphenated(&i.uuid));
@@ -315,6 +315,14 @@ impl<'a> Page<'a> {
         println!("Token");
         row("SO PIN", &pin_text(i.so, i.so_failures, limit));
         row("User PIN", &pin_text(i.user, i.user_failures, limit));
+        if i.pin_retry_limit.is_some() {
+            row(
+                "PIN retry limit",
+                &format!(
+                    "{limit} (the token's own; the SO changes it with `key4c pin retry-limit`)"
+                ),
+            );
+        }
         if let Some(r) = &i.unlock_request {
             row(
                 "Unlock request",
@@ -333,6 +341,15 @@ impl<'a> Page<'a> {
         println!("Configuration");
         row("uuid", self.binding.uuid.name());
         row("api_key", self.binding.api_key.name());
+        if i.pin_retry_limit.is_some_and(|l| l != c.pin_retry_limit) {
+            row(
+                "pin_retry_limit",
+                &format!(
+                    "{}: ignored, the token's own limit ({limit}) counts",
+                    c.pin_retry_limit
+                ),
+            );
+        }
         if !self.binding.token_shown() {
             println!(
                 "  The module shows no token with this configuration: fix its uuid or api_key."

@@ -115,7 +115,9 @@ fn request(ctx: &Ctx, email: &str) -> Result<()> {
 fn status(ctx: &Ctx, as_json: bool) -> Result<()> {
     let token = ctx.open()?;
     let info = token.service_info();
-    let limit = token.config().pin_retry_limit;
+    let limit = info
+        .pin_retry_limit
+        .unwrap_or(token.config().pin_retry_limit);
     if as_json {
         print_json(&json!({
             "uuid": hyphenated(&info.uuid),
