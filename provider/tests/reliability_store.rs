@@ -196,8 +196,7 @@ fn copy_store(from: &Path, to: &Path) {
         std::fs::create_dir_all(target.parent().unwrap()).unwrap();
         std::fs::write(target, bytes).unwrap();
     }
-    // Private, as the module makes stores (it refuses looser ones).
-    set_mode_recursive(to, 0o700, 0o600);
+    make_private(to);
 }
 
 /// The files of a store that hold its data: everything but sled's snapshot index and the

@@ -737,3 +737,19 @@ pub fn isolated_reporting(name: &str, config: &str, body: impl FnOnce()) {
     );
     assert_ran_one(name, &out);
 }
+
+/// Gives a store a test wrote by hand the modes the module makes and requires (directories
+/// 0700, files 0600): it refuses looser ones before reading them (store::access).
+pub fn make_private(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let kind = entry.file_type().unwrap();
+        if kind.is_dir() {
+            make_private(&entry.path());
+        } else if kind.is_file() {
+            std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o600))
+                .unwrap();
+        }
+    }
+}
