@@ -3,8 +3,8 @@
 #![no_main]
 
 use key4c_pkcs11::store::records::{
-    decode, decode_token, encode, AuditRecord, DecodeError, PinRecord, ServiceRecord,
-    TokenRecord, FORMAT_VERSION,
+    decode, decode_token, encode, AuditRecord, DecodeError, PinRecord, ServiceRecord, TokenRecord,
+    FORMAT_VERSION,
 };
 use key4c_pkcs11::token::object::{ObjectRecord, SecretAttributes};
 use libfuzzer_sys::fuzz_target;

@@ -226,10 +226,8 @@ pub fn make_private(dir: &Path) {
         match entry.file_type() {
             Ok(kind) if kind.is_dir() => make_private(&entry.path()),
             Ok(kind) if kind.is_file() => {
-                let _ = std::fs::set_permissions(
-                    entry.path(),
-                    std::fs::Permissions::from_mode(0o600),
-                );
+                let _ =
+                    std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o600));
             }
             _ => {}
         }

@@ -748,8 +748,7 @@ pub fn make_private(dir: &Path) {
         if kind.is_dir() {
             make_private(&entry.path());
         } else if kind.is_file() {
-            std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o600))
-                .unwrap();
+            std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o600)).unwrap();
         }
     }
 }
