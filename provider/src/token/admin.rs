@@ -1,7 +1,8 @@
 //! What the admin CLI needs from the token beyond the PKCS#11 calls: the service UUID as
 //! bytes (for the vendor's signature), whether a configuration's `uuid` / `api_key` name this
 //! store's service, the audit events that only the CLI sees (the delivery of the
-//! "unlock completed" notice), and the SO's change of the token's retry limit.
+//! "unlock completed" notice), the SO's change of the token's retry limit and the SO's
+//! acceptance of a store restored from a copy.
 
 use pkcs11_sys::CK_SESSION_HANDLE;
 
@@ -130,18 +131,16 @@ impl Token {
     pub fn record_admin_event(&self, event: AdminEvent, subject: &str, outcome: &str) {
         self.audit_durable(event.name(), subject, outcome);
     }
-}
 
-impl Token {
     /// The SO accepts the store as it is after a deliberate restore from a copy: its commit
     /// number becomes the newest this user has seen (`store::rollback`), so it opens again.
     /// Audited. Returns the store's commit number.
-    pub fn accept_restore(&self, handle: pkcs11_sys::CK_SESSION_HANDLE) -> super::Result<u64> {
+    pub fn accept_restore(&self, handle: CK_SESSION_HANDLE) -> Result<u64> {
         let _lease = self.lease()?;
         let state = self.state.lock();
         self.session(handle)?;
-        if state.login != super::session::LoginState::So {
-            return Err(super::Error::UserNotLoggedIn);
+        if state.login != LoginState::So {
+            return Err(Error::UserNotLoggedIn);
         }
         let seq = self.store.seq().map_err(super::store_error)?;
         self.audit_durable("store.restore.accept", &format!("write #{seq}"), "ok");
