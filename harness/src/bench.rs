@@ -991,6 +991,14 @@ fn raw_module(s: &Settings) -> ModuleReport {
             }
         }
     }
+    // What one offline guess at a copied store's PIN costs: key4c's default PIN key
+    // derivation (provider/src/crypto/master_key.rs), one run per guess.
+    let label = "PBKDF2-HMAC-SHA256 x 600,000 (one offline PIN guess)";
+    results.push(match raw_pbkdf2(s) {
+        Ok(m) => CaseResult::new(label.to_string(), "kdf").with(m),
+        Err(e) => CaseResult::new(label.to_string(), "kdf")
+            .with_status(format!("failed: {}", crate::status::describe(&e))),
+    });
     ModuleReport {
         name: "aws-lc-rs".into(),
         path: "in-process".into(),
@@ -1003,6 +1011,24 @@ fn raw_module(s: &Settings) -> ModuleReport {
 
 fn unspecified(_: aws_lc_rs::error::Unspecified) -> anyhow::Error {
     anyhow!("aws-lc-rs failed")
+}
+
+fn raw_pbkdf2(s: &Settings) -> Result<Measured> {
+    use aws_lc_rs::pbkdf2::{derive, PBKDF2_HMAC_SHA256};
+    let iterations = std::num::NonZeroU32::new(600_000).expect("nonzero");
+    let mut out = [0u8; 32];
+    measure(s, 3, false, || {
+        let t = Instant::now();
+        derive(
+            PBKDF2_HMAC_SHA256,
+            iterations,
+            &[0x5a; 16],
+            b"Key4C-Pin.9x",
+            &mut out,
+        );
+        std::hint::black_box(&out);
+        Ok(t.elapsed())
+    })
 }
 
 fn raw_ecdsa(s: &Settings) -> Result<(Measured, Measured)> {

@@ -204,8 +204,14 @@ pub fn vendor_env(dir: &Path) -> Result<Vec<(String, String)>> {
             softhsm_tokens.display()
         ),
     )?;
+    // The PIN key derivation at its floor, so runs are not spent in PBKDF2; set
+    // HARNESS_KEY4C_KDF_ITERATIONS (e.g. 600000, key4c's default) to time logins at a real cost.
+    let kdf = std::env::var("HARNESS_KEY4C_KDF_ITERATIONS").unwrap_or_else(|_| "1000".into());
+    let kdf: u32 = kdf
+        .parse()
+        .map_err(|_| anyhow!("HARNESS_KEY4C_KDF_ITERATIONS={kdf:?} is not a number"))?;
     let key4c_conf = dir.join("key4c.toml");
-    std::fs::write(&key4c_conf, "kdf_iterations = 1000\n")?;
+    std::fs::write(&key4c_conf, format!("kdf_iterations = {kdf}\n"))?;
     Ok(vec![
         ("SOFTHSM2_CONF".into(), softhsm_conf.display().to_string()),
         (

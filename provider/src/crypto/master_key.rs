@@ -185,28 +185,6 @@ mod tests {
         assert_eq!(DEFAULT_KDF_ITERATIONS, 600_000);
     }
 
-    /// The offline cost of one guess at the default: one KDF evaluation on one core.
-    /// `cargo test --release -p key4c --lib -- --ignored --nocapture kdf_cost`
-    #[test]
-    #[ignore = "a measurement"]
-    fn kdf_cost_of_one_guess_at_the_default() {
-        let mk = MasterKey::generate().unwrap();
-        let pin = b"Key4C-Pin.9x";
-        let w = WrappedMasterKey::wrap(&mk, pin, DEFAULT_KDF_ITERATIONS, b"so").unwrap();
-        let mut times: Vec<_> = (0..15)
-            .map(|_| {
-                let start = std::time::Instant::now();
-                assert!(w.unwrap_with(b"Key4C-Pin.9y", b"so").is_none());
-                start.elapsed()
-            })
-            .collect();
-        times.sort();
-        println!(
-            "PBKDF2-HMAC-SHA256 x {DEFAULT_KDF_ITERATIONS}: min {:?}, median {:?}, max {:?}",
-            times[0], times[7], times[14]
-        );
-    }
-
     #[test]
     fn sealed_record_rejects_tampering() {
         let mk = MasterKey::generate().unwrap();
