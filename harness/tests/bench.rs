@@ -112,7 +112,17 @@ fn quick_bench_reports_every_case() {
     }
     let raw = reports.last().expect("aws-lc-rs");
     assert_eq!(raw["name"], "aws-lc-rs");
-    assert_eq!(raw["results"].as_array().map(Vec::len), Some(6));
+    // Sign and verify of three algorithms, and one offline PIN guess (PBKDF2 x 600,000).
+    assert_eq!(raw["results"].as_array().map(Vec::len), Some(7));
+    let kdf = raw["results"]
+        .as_array()
+        .and_then(|r| r.iter().find(|c| c["group"] == "kdf"))
+        .expect("the PBKDF2 case");
+    assert_eq!(
+        kdf["case"],
+        "PBKDF2-HMAC-SHA256 x 600,000 (one offline PIN guess)"
+    );
+    assert_eq!(kdf["status"], "ok");
 
     let chart = std::fs::read_to_string(&svg).expect("the SVG chart");
     assert!(chart.starts_with("<svg") && chart.trim_end().ends_with("</svg>"));

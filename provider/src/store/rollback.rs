@@ -8,13 +8,16 @@
 //! every open. A store whose commit number is below it was put back from a copy, and is
 //! refused until the SO accepts the restore (`key4c store accept-restore`).
 //!
-//! The record is written without fsync: it guards against a restore, not a crash (after a
-//! power cut the store's own commit file is the durable truth, and the record may lag it,
-//! which only lets one restore to that lagging point go unnoticed).
+//! The record is one fixed-width number written in place (one `pwrite` per commit, no file
+//! made and renamed), without fsync: it guards against a restore, not a crash (after a power
+//! cut the store's own commit file is the durable truth, and the record may lag it, which only
+//! lets one restore to that lagging point go unnoticed).
 
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
 
 /// The newest commit number this user has seen of one token.
 pub struct Seen {
@@ -22,6 +25,8 @@ pub struct Seen {
     file: Option<PathBuf>,
     /// The highest number this process wrote to or read from the file.
     known: AtomicU64,
+    /// The file, opened at the first write.
+    open: Mutex<Option<std::fs::File>>,
 }
 
 impl Seen {
@@ -34,6 +39,7 @@ impl Seen {
         Seen {
             file,
             known: AtomicU64::new(0),
+            open: Mutex::new(None),
         }
     }
 
@@ -85,26 +91,33 @@ impl Seen {
     }
 
     fn write(&self, seq: u64) -> std::io::Result<()> {
-        let Some(file) = &self.file else {
+        let Some(path) = &self.file else {
             return Ok(());
         };
-        let dir = file.parent().unwrap_or(Path::new("."));
-        if !dir.is_dir() {
-            if let Some(state) = dir.parent() {
+        let mut open = self.open.lock();
+        if open.is_none() {
+            if let Some(dir) = path.parent() {
                 std::fs::DirBuilder::new()
                     .recursive(true)
                     .mode(0o700)
-                    .create(state)?;
+                    .create(dir)?;
             }
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)?;
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(path)?;
+            *open = Some(file);
         }
-        let tmp = file.with_extension(format!("{}.tmp", std::process::id()));
-        std::fs::write(&tmp, format!("{seq}\n"))?;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
-        std::fs::rename(&tmp, file)
+        let Some(file) = open.as_ref() else {
+            return Ok(());
+        };
+        // One fixed-width record written in place: a write per commit costs one pwrite, not a
+        // file made and renamed. A write torn by a crash reads as damaged, and is written again
+        // at the next commit.
+        file.write_all_at(format!("{seq:020}\n").as_bytes(), 0)
     }
 }
 
@@ -120,7 +133,10 @@ mod tests {
         seen.record(5);
         seen.record(3);
         let file = dir.path().join("seen/07070707070707070707070707070707");
-        assert_eq!(std::fs::read_to_string(&file).unwrap(), "5\n");
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            "00000000000000000005\n"
+        );
         // Another process (a new record over the same file) sees it, and a lower number is kept out.
         let other = Seen::new(Some(dir.path()), [7; 16]);
         assert_eq!(other.newest(), Some(5));
