@@ -25,40 +25,6 @@ const PIN_FLAGS: CK_FLAGS = CKF_SO_PIN_COUNT_LOW
     | CKF_USER_PIN_FINAL_TRY
     | CKF_USER_PIN_LOCKED;
 
-/// A tmpfs of a few MiB, unmounted on drop.
-struct SmallFs {
-    path: PathBuf,
-}
-
-impl SmallFs {
-    /// Mounts it; `None` when this process may not (not root). As root a failure panics: CI
-    /// runs as root, and a test that skips there would prove nothing.
-    fn mount(path: &Path, size: &str) -> Option<SmallFs> {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            return None;
-        }
-        std::fs::create_dir_all(path).expect("mount point");
-        let status = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(path)
-            .status()
-            .expect("run mount");
-        assert!(status.success(), "mount a tmpfs as root: {status}");
-        Some(SmallFs {
-            path: path.to_path_buf(),
-        })
-    }
-}
-
-impl Drop for SmallFs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg(&self.path)
-            .status();
-    }
-}
-
 /// Takes every byte left on the filesystem of `dir` into the file `dir/filler`.
 fn fill(dir: &Path) {
     let mut f = std::fs::File::create(dir.join("filler")).expect("create the filler");
@@ -120,10 +86,19 @@ fn a_full_disk_fails_closed_and_the_count_is_what_callers_were_told() {
         "pin_retry_limit = 3\nallow_user_set_pin = true",
         || {
             let mnt = store_dir().parent().unwrap().join("small");
-            let Some(fs) = SmallFs::mount(&mnt, "2m") else {
-                eprintln!("{NAME}: SKIPPED: mounting a tmpfs needs root");
+            // Root-only: CI runs as root, so there a failed mount fails the test.
+            let fs = SmallFs::mount(&mnt, "2m");
+            if !require::check(&[
+                require::root("mounts a 2 MiB tmpfs"),
+                require::custom(
+                    "a 2 MiB tmpfs for the store",
+                    fs.is_some(),
+                    "needs root with CAP_SYS_ADMIN",
+                ),
+            ]) {
                 return;
-            };
+            }
+            let fs = fs.expect("checked");
             let store = fs.path.join("store");
             let logs = store_dir().parent().unwrap().to_path_buf();
             let run = |step: &str| {

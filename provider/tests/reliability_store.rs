@@ -559,35 +559,6 @@ fn set_mode_recursive(dir: &Path, dir_mode: u32, file_mode: u32) {
     }
 }
 
-/// A 2 MiB tmpfs, when this process may mount one (root with CAP_SYS_ADMIN); unmounted on drop.
-struct SmallFs {
-    path: PathBuf,
-}
-
-impl SmallFs {
-    fn mount(path: &Path, size: &str) -> Option<SmallFs> {
-        std::fs::create_dir_all(path).ok()?;
-        let ok = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(path)
-            .stderr(std::process::Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        ok.then(|| SmallFs {
-            path: path.to_path_buf(),
-        })
-    }
-}
-
-impl Drop for SmallFs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg(&self.path)
-            .status();
-    }
-}
-
 /// A full disk: the store on a 2 MiB tmpfs, filled up while the token works. Every call
 /// answers (writes fail with CKR_DEVICE_ERROR), nothing panics, a PIN whose attempt cannot be
 /// counted is not tried (pin_trust.rs has the exact counts), and once space is back the store

@@ -752,3 +752,31 @@ pub fn make_private(dir: &Path) {
         }
     }
 }
+
+/// A tmpfs of a few MiB (a disk that fills up), unmounted on drop; `None` when this process may
+/// not mount one (it needs root with CAP_SYS_ADMIN: tests check that with `require`).
+pub struct SmallFs {
+    pub path: PathBuf,
+}
+
+impl SmallFs {
+    pub fn mount(path: &Path, size: &str) -> Option<SmallFs> {
+        std::fs::create_dir_all(path).ok()?;
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        ok.then(|| SmallFs {
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.path).status();
+    }
+}
