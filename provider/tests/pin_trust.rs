@@ -86,19 +86,9 @@ fn a_full_disk_fails_closed_and_the_count_is_what_callers_were_told() {
         "pin_retry_limit = 3\nallow_user_set_pin = true",
         || {
             let mnt = store_dir().parent().unwrap().join("small");
-            // Root-only: CI runs as root, so there a failed mount fails the test.
-            let fs = SmallFs::mount(&mnt, "2m");
-            if !require::check(&[
-                require::root("mounts a 2 MiB tmpfs"),
-                require::custom(
-                    "a 2 MiB tmpfs for the store",
-                    fs.is_some(),
-                    "needs root with CAP_SYS_ADMIN",
-                ),
-            ]) {
+            let Some(fs) = SmallFs::mount_required(&mnt, "2m") else {
                 return;
-            }
-            let fs = fs.expect("checked");
+            };
             let store = fs.path.join("store");
             let logs = store_dir().parent().unwrap().to_path_buf();
             let run = |step: &str| {
@@ -399,26 +389,11 @@ fn a_format_1_token_record_takes_the_configured_limit_at_its_next_write() {
         assert_eq!(on_disk.pin_retry_limit, Some(3));
         assert_eq!(on_disk.user.failures, 1);
         // A process configured with 10: the token's 3 holds.
-        let dir = store_dir().parent().unwrap().to_path_buf();
-        let conf = std::fs::read_to_string(std::env::var("KEY4C_CONF").unwrap()).unwrap();
-        let ten = dir.join("ten.toml");
-        std::fs::write(
-            &ten,
-            conf.replace("pin_retry_limit = 3", "pin_retry_limit = 10"),
-        )
-        .unwrap();
-        let out = run_step_limited(
+        run_step_with_config(
             NAME,
             "ten",
-            &[("KEY4C_CONF", ten.display().to_string())],
-            Duration::from_secs(120),
-        )
-        .expect("the step finished");
-        assert!(
-            out.status.success(),
-            "{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+            "ten.toml",
+            ("pin_retry_limit = 3", "pin_retry_limit = 10"),
         );
     });
 }
@@ -466,26 +441,11 @@ fn an_older_kdf_cost_opens_and_is_rewrapped_at_the_next_pin_change() {
             (so.iterations, t.user.wrapped_master_key.unwrap().iterations),
             (1_000, 1_000)
         );
-        let dir = store_dir().parent().unwrap().to_path_buf();
-        let conf = std::fs::read_to_string(std::env::var("KEY4C_CONF").unwrap()).unwrap();
-        let newer = dir.join("newer.toml");
-        std::fs::write(
-            &newer,
-            conf.replace("kdf_iterations = 1000", "kdf_iterations = 2000"),
-        )
-        .unwrap();
-        let out = run_step_limited(
+        run_step_with_config(
             NAME,
             "newer-cost",
-            &[("KEY4C_CONF", newer.display().to_string())],
-            Duration::from_secs(120),
-        )
-        .expect("the step finished");
-        assert!(
-            out.status.success(),
-            "{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+            "newer.toml",
+            ("kdf_iterations = 1000", "kdf_iterations = 2000"),
         );
     });
 }
@@ -548,4 +508,29 @@ fn only_the_so_sets_the_retry_limit() {
         assert_eq!(changes, ["5 -> 2 ok"]);
         assert_eq!(token.service_info().pin_retry_limit, Some(2));
     });
+}
+
+/// Runs this test again as `step`, under this test's configuration with one line changed
+/// (`from` to `to`), written to `file` beside the store; the step must pass.
+fn run_step_with_config(name: &str, step: &str, file: &str, (from, to): (&str, &str)) {
+    let conf = std::fs::read_to_string(std::env::var("KEY4C_CONF").unwrap()).unwrap();
+    assert!(
+        conf.contains(from),
+        "{from:?} not in the configuration:\n{conf}"
+    );
+    let path = store_dir().parent().unwrap().join(file);
+    std::fs::write(&path, conf.replace(from, to)).unwrap();
+    let out = run_step_limited(
+        name,
+        step,
+        &[("KEY4C_CONF", path.display().to_string())],
+        Duration::from_secs(120),
+    )
+    .expect("the step finished");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

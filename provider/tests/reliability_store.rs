@@ -573,19 +573,9 @@ fn disk_full() {
     }
     isolated_reporting(NAME, COPIES, || {
         let mnt = store_dir().parent().unwrap().join("small");
-        // Root-only: CI runs as root, so there a failed mount fails the test.
-        let fs = SmallFs::mount(&mnt, "2m");
-        if !require::check(&[
-            require::root("mounts a 2 MiB tmpfs"),
-            require::custom(
-                "a 2 MiB tmpfs for the store",
-                fs.is_some(),
-                "needs root with CAP_SYS_ADMIN",
-            ),
-        ]) {
+        let Some(fs) = SmallFs::mount_required(&mnt, "2m") else {
             return;
-        }
-        let fs = fs.expect("checked");
+        };
         let store = fs.path.join("store");
         let ack = fs.path.parent().unwrap().join("acked");
         let log = fs.path.parent().unwrap().join("fill.log");

@@ -773,6 +773,21 @@ impl SmallFs {
             path: path.to_path_buf(),
         })
     }
+
+    /// [`SmallFs::mount`] under the CI rule (`require`): root-only, so in CI (root) a failed
+    /// mount fails the test; elsewhere `None` after saying what is missing.
+    pub fn mount_required(path: &Path, size: &str) -> Option<SmallFs> {
+        let fs = SmallFs::mount(path, size);
+        let present = require::check(&[
+            require::root("mounts a tmpfs"),
+            require::custom(
+                &format!("a {size} tmpfs for the store"),
+                fs.is_some(),
+                "needs root with CAP_SYS_ADMIN",
+            ),
+        ]);
+        fs.filter(|_| present)
+    }
 }
 
 impl Drop for SmallFs {
