@@ -107,13 +107,7 @@ impl Token {
     pub fn set_pin_retry_limit(&self, handle: CK_SESSION_HANDLE, limit: u32) -> Result<u32> {
         let _lease = self.lease()?;
         let mut state = self.state.lock();
-        let session = self.session(handle)?;
-        if state.login != LoginState::So {
-            return Err(Error::UserNotLoggedIn);
-        }
-        if !session.read_write {
-            return Err(Error::SessionReadOnly);
-        }
+        self.so_rw_session(&state, handle)?;
         if !PIN_RETRY_LIMITS.contains(&limit) {
             return Err(Error::ArgumentsBad);
         }

@@ -175,10 +175,13 @@ impl Token {
         Ok(())
     }
 
-    /// C_InitPIN: the SO sets, resets or unlocks the User PIN.
-    pub fn init_pin(&self, handle: CK_SESSION_HANDLE, pin: &[u8]) -> Result<()> {
-        let _lease = self.lease()?;
-        let mut state = self.state.lock();
+    /// What the SO's own changes need: the session exists, the SO is logged in, and the
+    /// session is R/W (checked in this order: spec section 5.6, C_InitPIN).
+    pub(super) fn so_rw_session(
+        &self,
+        state: &TokenState,
+        handle: CK_SESSION_HANDLE,
+    ) -> Result<()> {
         let session = self.session(handle)?;
         if state.login != LoginState::So {
             return Err(Error::UserNotLoggedIn);
@@ -186,6 +189,14 @@ impl Token {
         if !session.read_write {
             return Err(Error::SessionReadOnly);
         }
+        Ok(())
+    }
+
+    /// C_InitPIN: the SO sets, resets or unlocks the User PIN.
+    pub fn init_pin(&self, handle: CK_SESSION_HANDLE, pin: &[u8]) -> Result<()> {
+        let _lease = self.lease()?;
+        let mut state = self.state.lock();
+        self.so_rw_session(&state, handle)?;
         pin_policy::check_new_pin(pin)?;
         let record = state.record.as_ref().ok_or(Error::TokenNotRecognized)?;
         if let Some(current) = &record.user.wrapped_master_key {
