@@ -63,6 +63,9 @@ pub struct Config {
     /// command with which the SO accepts a deliberate restore sets it).
     #[serde(skip)]
     pub accept_restore: bool,
+    /// How long a call waits for the store while other processes have it or queue for it,
+    /// in milliseconds (100..=600000); then it fails with a log line saying why.
+    pub store_wait_ms: u64,
     /// `manufacturerID` of the library, slot and token.
     pub manufacturer: String,
     /// `hardwareVersion` of slot and token.
@@ -105,6 +108,7 @@ impl Default for Config {
             state_dir: None,
             restore_check: true,
             accept_restore: false,
+            store_wait_ms: crate::store::DEFAULT_STORE_WAIT.as_millis() as u64,
             manufacturer: "Key4C Emulator".into(),
             hardware_version: Version { major: 3, minor: 0 },
             firmware_version: Version { major: 3, minor: 0 },
@@ -196,6 +200,12 @@ impl Config {
                 self.kdf_iterations
             ));
         }
+        if !(100..=600_000).contains(&self.store_wait_ms) {
+            return Err(format!(
+                "store_wait_ms = {} is outside 100..=600000",
+                self.store_wait_ms
+            ));
+        }
         if self.manufacturer.len() > 32 {
             return Err("manufacturer is longer than 32 bytes".into());
         }
@@ -230,6 +240,7 @@ impl Config {
             access: self.store_access,
             state_dir: self.state_dir().filter(|_| self.restore_check),
             accept_restore: self.accept_restore,
+            wait: std::time::Duration::from_millis(self.store_wait_ms),
         }
     }
 
@@ -299,6 +310,17 @@ mod tests {
             .unwrap_err()
             .contains("1..=15"));
         assert!(Config::parse("pin_retry_limit = 0").is_err());
+        assert_eq!(
+            Config::parse("store_wait_ms = 99").unwrap_err(),
+            "store_wait_ms = 99 is outside 100..=600000"
+        );
+        assert_eq!(
+            Config::parse("store_wait_ms = 2500")
+                .unwrap()
+                .store_options()
+                .wait,
+            std::time::Duration::from_millis(2500)
+        );
         assert!(Config::parse("kdf_iterations = 999")
             .unwrap_err()
             .contains("outside 1000..=10000000"));

@@ -1,18 +1,30 @@
 //! One store, several processes. sled opens a store in one process at a time, so the store
-//! moves between processes that use it: the process that has it open keeps it (no cost at
-//! all while nobody else asks) until another one asks for it on the holder's socket
-//! `key4c-<pid>.sock` in the store directory; the holder then lets go of it between two
+//! moves between the processes that use it: the process that has it open (the *holder*) keeps
+//! it, at no cost while nobody else asks, until another one asks for it on the holder's socket
+//! `key4c-<instance>.sock` in the store directory; the holder lets go of it between two
 //! operations and the asking process opens it.
+//!
+//! Fair: processes that want the store queue for it ([`queue`]) and only the first in the
+//! queue asks the holder, so the store goes round in the order it was asked for. A holder
+//! first runs the operation it opened the store for, then the operations of its own that had
+//! already started (a batch), and hands over: its threads that want the store afterwards
+//! queue again, behind the processes that asked before them.
+//!
+//! Robust: the holder's socket is served by one thread that polls every connection with a
+//! deadline, so silent connections cost nothing and a request whose asker has gone (it gave
+//! up, or died) is dropped before the store is let go for nobody.
 //!
 //! What each process keeps in memory (token record, objects) follows the store's commit
 //! number: a process that reopens the store after others wrote to it is *stale* and reloads
 //! before it decides anything ([`Store::lease`] and the token's sync points); a process that
 //! does not hold the store sees that others wrote from the side file ([`Store::moved`]).
 
+use std::cell::Cell;
 use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,19 +32,41 @@ use parking_lot::{MappedRwLockReadGuard, RwLock, RwLockReadGuard};
 
 use super::audit::AuditLog;
 use super::commit::SideFile;
+use super::holder::{self, HolderState};
+use super::queue::{StillWaiting, Ticket};
 use super::records::{AuditRecord, ServiceRecord, TokenRecord};
-use super::{read_holder_pid, wait_released, OpenStore, StoreError, StoreOptions};
+use super::{locked, wait_released, OpenStore, StoreError, StoreOptions};
 
-/// How long a process waits for the holder to let go of the store.
-const ASK_WAIT: Duration = Duration::from_secs(10);
-/// How long a holder may take to answer at all.
-const NO_ANSWER_WAIT: Duration = Duration::from_secs(1);
-/// A process that just opened the store keeps it at least this long, so that the operation it
-/// opened it for runs before it is asked away again.
-const KEEP_AT_LEAST: Duration = Duration::from_millis(20);
+/// How long a process whose holder has no socket waits before concluding that what holds
+/// sled's lock is not a key4c sharing the store (a key4c that is just starting has not
+/// written its name or opened its socket yet).
+const NO_SOCKET_WAIT: Duration = Duration::from_secs(1);
+/// How long a holder keeps the store for the operation it opened it for, at most.
+const FIRST_LEASE_WAIT: Duration = Duration::from_secs(2);
+/// A holder that is asked for the store keeps it while it uses it, for this long shared by
+/// the processes in the queue (a slice of `SLICE / queued`, at least [`MIN_SLICE`]): its next
+/// operations cost no handover (one costs 10-16 ms), and with many processes queued the
+/// slices shrink so that the round stays short.
+const SLICE: Duration = Duration::from_millis(80);
+const MIN_SLICE: Duration = Duration::from_millis(2);
+/// A holder that has not used the store for this long hands it over without waiting for the
+/// end of its slice.
+const IDLE: Duration = Duration::from_millis(1);
+/// How long a connection to the holder's socket may stay silent before it is closed.
+const REQUEST_WAIT: Duration = Duration::from_secs(2);
+/// How long a new operation of a holder that was asked for the store waits for the handover
+/// before it runs anyway (it may hold a lock an operation in flight needs).
+const BEHIND_HANDOVER_WAIT: Duration = Duration::from_millis(50);
+/// Connections the holder keeps open at once; beyond, the oldest silent one is closed.
+const MAX_CONNECTIONS: usize = 512;
 /// The request on a holder's socket, and its answer.
 const RELEASE: u8 = b'R';
 const RELEASED: u8 = b'K';
+
+thread_local! {
+    /// Leases this thread holds (of any store): a nested one never waits behind a handover.
+    static LEASES: Cell<usize> = const { Cell::new(0) };
+}
 
 /// A token store, opened by this process now or later, as needed.
 pub struct Store {
@@ -44,7 +78,8 @@ struct Shared {
     path: PathBuf,
     options: StoreOptions,
     open: RwLock<Option<Opened>>,
-    /// Whether `open` holds the store: read where taking the lock would cost (C_FindObjectsInit).
+    /// Whether `open` holds the store: read where taking the lock would cost (C_FindObjectsInit)
+    /// or wait (the listener, while this process waits for the store).
     held: AtomicBool,
     /// The commit number this process's view of the store (token record, objects) matches.
     synced: AtomicU64,
@@ -56,6 +91,38 @@ struct Shared {
 struct Opened {
     store: OpenStore,
     since: Instant,
+    /// The first lease since the store was opened has ended: the operation it was opened
+    /// for ran, and the store may be handed over.
+    served: AtomicBool,
+    /// Leases alive now.
+    in_use: AtomicUsize,
+    /// When the last lease ended, in microseconds after `since`.
+    last_used: AtomicU64,
+}
+
+impl Opened {
+    fn new(store: OpenStore) -> Opened {
+        Opened {
+            store,
+            since: Instant::now(),
+            served: AtomicBool::new(false),
+            in_use: AtomicUsize::new(0),
+            last_used: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether this process may be asked to hand the store over now: it ran the operation it
+    /// opened the store for, and then either had it for its slice or stopped using it.
+    fn may_hand_over(&self, slice: Duration) -> bool {
+        if !self.served.load(Ordering::Acquire) {
+            return false;
+        }
+        let held = self.since.elapsed();
+        let idle = self.in_use.load(Ordering::Acquire) == 0
+            && held.as_micros() as u64
+                >= self.last_used.load(Ordering::Acquire) + IDLE.as_micros() as u64;
+        held >= slice || idle
+    }
 }
 
 /// While a lease lives, this process keeps the store open: what it read stays true until
@@ -64,24 +131,42 @@ pub struct Lease<'a> {
     open: MappedRwLockReadGuard<'a, Opened>,
 }
 
+impl Lease<'_> {
+    fn new(open: MappedRwLockReadGuard<'_, Opened>) -> Lease<'_> {
+        LEASES.with(|n| n.set(n.get() + 1));
+        open.in_use.fetch_add(1, Ordering::AcqRel);
+        Lease { open }
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        let open = &self.open;
+        open.last_used
+            .store(open.since.elapsed().as_micros() as u64, Ordering::Release);
+        open.in_use.fetch_sub(1, Ordering::AcqRel);
+        open.served.store(true, Ordering::Release);
+        LEASES.with(|n| n.set(n.get().saturating_sub(1)));
+    }
+}
+
 impl Store {
-    /// Opens (creating if absent) the store in `path`; when another process has it open, asks
-    /// that process to let go of it first.
+    /// Opens (creating if absent) the store in `path`; when another process has it open,
+    /// queues for it and asks that process to let go of it.
     pub fn open(path: &Path, options: StoreOptions) -> Result<Store, StoreError> {
-        let store = open_asking_holder(path, &options)?;
+        let (store, ticket) = open_in_turn(path, &options)?;
         let synced = store.seq();
         let shared = Arc::new(Shared {
             path: path.to_path_buf(),
             options,
-            open: RwLock::new(Some(Opened {
-                store,
-                since: Instant::now(),
-            })),
+            open: RwLock::new(Some(Opened::new(store))),
             held: AtomicBool::new(true),
             synced: AtomicU64::new(synced),
             stale: AtomicBool::new(false),
         });
         let listener = Listener::start(&shared);
+        // Only now may the next in the queue ask this process for the store.
+        drop(ticket);
         Ok(Store { shared, listener })
     }
 
@@ -94,10 +179,20 @@ impl Store {
     /// another process has it. Afterwards [`Store::is_stale`] says whether to reload.
     pub fn lease(&self) -> Result<Lease<'_>, StoreError> {
         loop {
-            if let Ok(open) =
-                RwLockReadGuard::try_map(self.shared.open.read_recursive(), Option::as_ref)
-            {
-                return Ok(Lease { open });
+            let nested = LEASES.with(|n| n.get()) > 0;
+            // A new operation waits while a handover this process agreed to is under way
+            // (parking_lot's fair read), so the store is not kept from the asker for ever;
+            // a nested one, or one that waited long enough, goes ahead.
+            let guard = if nested {
+                self.shared.open.read_recursive()
+            } else {
+                match self.shared.open.try_read_for(BEHIND_HANDOVER_WAIT) {
+                    Some(guard) => guard,
+                    None => self.shared.open.read_recursive(),
+                }
+            };
+            if let Ok(open) = RwLockReadGuard::try_map(guard, Option::as_ref) {
+                return Ok(Lease::new(open));
             }
             self.acquire()?;
         }
@@ -145,7 +240,7 @@ impl Store {
     fn acquire(&self) -> Result<(), StoreError> {
         let mut open = self.shared.open.write();
         if open.is_none() {
-            let store = open_asking_holder(&self.shared.path, &self.shared.options)?;
+            let (store, ticket) = open_in_turn(&self.shared.path, &self.shared.options)?;
             if store.seq() != self.shared.synced.load(Ordering::Acquire) {
                 self.shared.stale.store(true, Ordering::Release);
             }
@@ -154,11 +249,9 @@ impl Store {
                 self.shared.path.display(),
                 store.seq()
             );
-            *open = Some(Opened {
-                store,
-                since: Instant::now(),
-            });
+            *open = Some(Opened::new(store));
             self.shared.held.store(true, Ordering::Release);
+            drop(ticket);
         }
         Ok(())
     }
@@ -276,60 +369,202 @@ impl Drop for Store {
     }
 }
 
-/// Opens the store; while another process holds it, asks that process to let go of it.
-fn open_asking_holder(path: &Path, options: &StoreOptions) -> Result<OpenStore, StoreError> {
-    let deadline = Instant::now() + ASK_WAIT;
-    let mut unanswered_since: Option<Instant> = None;
+/// Opens the store when this process's turn comes: queues, then (first in the queue) asks
+/// the holder to let go of it. The ticket is returned to be dropped once the store is
+/// recorded as held, when the next in the queue may ask for it.
+fn open_in_turn(path: &Path, options: &StoreOptions) -> Result<(OpenStore, Ticket), StoreError> {
+    let started = Instant::now();
+    let deadline = started + options.wait;
+    let io = |detail: String| StoreError::Io {
+        path: path.to_path_buf(),
+        detail,
+    };
+    super::access::create_dir(path, options.access)
+        .map_err(|e| io(super::io_sentence(&e, "creating", path)))?;
+    super::access::check(path, options.access)?;
+    let ticket = Ticket::take(path, options.access, deadline)
+        .map_err(|e| io(format!("cannot queue for the store: {e}")))?;
+    if let Err(waiting) = ticket.wait_turn(deadline) {
+        return Err(gave_up_in_queue(path, options, &waiting));
+    }
+    let turn = started.elapsed();
+    let mut no_socket_since: Option<Instant> = None;
+    // When another key4c holds the store, asking first saves a failing open.
+    let mut ask_first =
+        holder::read(path).is_some_and(|h| h.instance.is_some() && !h.is_this_process());
     loop {
-        match OpenStore::open(path, options) {
-            Err(locked @ StoreError::Locked { .. }) => {
-                if Instant::now() >= deadline {
-                    return Err(locked);
+        let asking_first = std::mem::take(&mut ask_first);
+        let opened = if asking_first {
+            Err(locked(path))
+        } else {
+            OpenStore::open(path, options)
+        };
+        match opened {
+            Err(StoreError::Locked { .. }) => {}
+            Ok(store) => {
+                log::debug!(
+                    "store {}: had it {:?} after asking ({turn:?} in the queue)",
+                    path.display(),
+                    started.elapsed()
+                );
+                if started.elapsed() > Duration::from_secs(1) {
+                    log::info!(
+                        "store {}: waited {:?} for the store",
+                        path.display(),
+                        started.elapsed()
+                    );
                 }
-                if ask_to_release(path, deadline) {
-                    unanswered_since = None;
-                    continue;
-                }
-                // A holder that is just starting has not written its name or opened its
-                // socket yet; one that never answers is not a key4c that shares the store.
-                let since = *unanswered_since.get_or_insert_with(Instant::now);
-                if since.elapsed() >= NO_ANSWER_WAIT {
-                    return Err(locked);
-                }
-                std::thread::sleep(Duration::from_millis(5));
+                return Ok((store, ticket));
             }
-            other => return other,
+            Err(e) => return Err(e),
+        }
+        let locked = |detail: String| StoreError::Locked {
+            path: path.to_path_buf(),
+            detail,
+        };
+        match ask_to_release(path, deadline) {
+            Asked::Released | Asked::HungUp => {
+                no_socket_since = None;
+                continue;
+            }
+            Asked::Refused(why) => {
+                return Err(locked(format!(
+                    "it is held by {}; {why}",
+                    holder::describe(path)
+                )))
+            }
+            Asked::NoAnswer => {
+                return Err(locked(holder_did_not_answer(path, options.wait)));
+            }
+            // The holder named has ended: its socket went with it, and the store is free.
+            Asked::NoSocket if asking_first => continue,
+            Asked::NoSocket => {
+                let since = *no_socket_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= NO_SOCKET_WAIT || Instant::now() >= deadline {
+                    return Err(locked(not_a_sharing_holder(path)));
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(locked(holder_did_not_answer(path, options.wait)));
         }
     }
 }
 
-/// Asks the process named by the store's holder file to let go of the store; says whether
-/// it answered that it did.
-fn ask_to_release(path: &Path, deadline: Instant) -> bool {
-    let Some(pid) = read_holder_pid(path) else {
-        return false;
-    };
-    if pid == std::process::id() {
-        // This process's previous instance: OpenStore::open already waits for it.
-        return false;
-    }
-    let socket = socket_path(path, pid);
-    let Ok(mut stream) = crate::eintr::retry(|| UnixStream::connect(&socket)) else {
-        return false;
-    };
-    let left = deadline.saturating_duration_since(Instant::now());
-    if left.is_zero()
-        || stream.set_read_timeout(Some(left)).is_err()
-        || stream.write_all(&[RELEASE]).is_err()
-    {
-        return false;
-    }
-    let mut answer = [0u8; 1];
-    matches!(stream.read_exact(&mut answer), Ok(()) if answer[0] == RELEASED)
+/// What asking the holder for the store came to.
+enum Asked {
+    /// It let go of it.
+    Released,
+    /// It closed the connection without answering (it ended, or was finalised): try again.
+    HungUp,
+    /// Nothing answered before the deadline.
+    NoAnswer,
+    /// No socket to ask, or nobody listening on it.
+    NoSocket,
+    /// This user may not use the holder's socket: why, in a sentence.
+    Refused(String),
 }
 
-fn socket_path(path: &Path, pid: u32) -> PathBuf {
-    path.join(format!("key4c-{pid}.sock"))
+/// Asks the process named by the store's holder file to let go of the store.
+fn ask_to_release(path: &Path, deadline: Instant) -> Asked {
+    let Some(holder) = holder::read(path) else {
+        return Asked::NoSocket;
+    };
+    if holder.is_this_process() {
+        // This process's previous instance: OpenStore::open already waited for it.
+        return Asked::NoSocket;
+    }
+    let socket = match &holder.instance {
+        Some(instance) => holder::socket_path(path, instance),
+        // Written by a key4c from before instance IDs, which named its socket by PID.
+        None => holder::socket_path(path, &holder.pid.to_string()),
+    };
+    let mut stream = match crate::eintr::retry(|| UnixStream::connect(&socket)) {
+        Ok(stream) => stream,
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EACCES) | Some(libc::EPERM)) => {
+            return Asked::Refused(holder::refused(&socket, &e))
+        }
+        Err(_) => return Asked::NoSocket,
+    };
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Asked::NoAnswer;
+    }
+    if stream.set_read_timeout(Some(left)).is_err() || stream.write_all(&[RELEASE]).is_err() {
+        return Asked::HungUp;
+    }
+    let mut answer = [0u8; 1];
+    match crate::eintr::retry(|| stream.read(&mut answer)) {
+        Ok(1) if answer[0] == RELEASED => Asked::Released,
+        Ok(_) => Asked::HungUp,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            Asked::NoAnswer
+        }
+        Err(_) => Asked::HungUp,
+    }
+}
+
+/// The holder, and what can be seen of it, for an error message.
+fn holder_now(path: &Path) -> String {
+    let Some(holder) = holder::read(path) else {
+        return "another process".into();
+    };
+    let pid = holder.pid;
+    match holder.state() {
+        HolderState::Stopped => format!(
+            "{}, which is stopped (SIGSTOP, Ctrl-Z or a debugger): continue it (`kill -CONT {pid}`) or end it",
+            holder.describe()
+        ),
+        HolderState::Gone => format!("{}, which has ended", holder.describe()),
+        HolderState::Running | HolderState::Unknown => holder.describe(),
+    }
+}
+
+fn holder_did_not_answer(path: &Path, wait: Duration) -> String {
+    format!(
+        "it is held by {}, and the holder did not hand it over within the wait of {} ms (store_wait_ms)",
+        holder_now(path),
+        wait.as_millis()
+    )
+}
+
+fn not_a_sharing_holder(path: &Path) -> String {
+    format!(
+        "sled's lock on {} is held by a process that does not answer on a key4c socket, so not a key4c sharing the store (the holder file names {}); `fuser {}` names it",
+        path.join("db").display(),
+        holder_now(path),
+        path.join("db").display()
+    )
+}
+
+fn gave_up_in_queue(path: &Path, options: &StoreOptions, waiting: &StillWaiting) -> StoreError {
+    let first = match &waiting.head {
+        Some(head) if head.state() == HolderState::Stopped => format!(
+            "; the first of them, {}, is stopped (SIGSTOP, Ctrl-Z or a debugger): continue it (`kill -CONT {}`) or end it",
+            head.describe(),
+            head.pid
+        ),
+        Some(head) => format!("; the first of them is {}", head.describe()),
+        None => String::new(),
+    };
+    StoreError::Locked {
+        path: path.to_path_buf(),
+        detail: format!(
+            "{} waiting for it before this one and the wait of {} ms (store_wait_ms) ran out{first}; the store is held by {}. Raise store_wait_ms, or have fewer processes write at the same time",
+            match waiting.ahead {
+                1 => "1 process was".to_string(),
+                n => format!("{n} processes were"),
+            },
+            options.wait.as_millis(),
+            holder_now(path)
+        ),
+    }
 }
 
 /// The thread that answers other processes' requests for the store.
@@ -341,11 +576,12 @@ struct Listener {
 
 impl Listener {
     fn start(shared: &Arc<Shared>) -> Option<Listener> {
-        remove_dead_sockets(&shared.path);
-        let socket = socket_path(&shared.path, std::process::id());
+        holder::remove_dead_sockets(&shared.path);
+        let socket = holder::socket_path(&shared.path, &holder::instance());
         let _ = std::fs::remove_file(&socket);
         let bound = UnixListener::bind(&socket).and_then(|l| {
             super::access::restrict(&socket, shared.options.access)?;
+            l.set_nonblocking(true)?;
             Ok(l)
         });
         let listener = match bound {
@@ -366,16 +602,7 @@ impl Listener {
             let stop = stop.clone();
             std::thread::Builder::new()
                 .name("key4c-store".into())
-                .spawn(move || {
-                    for stream in listener.incoming() {
-                        if stop.load(Ordering::Acquire) {
-                            break;
-                        }
-                        if let Ok(stream) = stream {
-                            release(&shared, stream);
-                        }
-                    }
-                })
+                .spawn(move || serve(&shared, &listener, &stop))
         };
         match thread {
             Ok(thread) => Some(Listener {
@@ -393,7 +620,7 @@ impl Listener {
 
     fn stop(mut self) {
         self.stop.store(true, Ordering::Release);
-        // Wakes the thread out of accept().
+        // Wakes the thread out of poll().
         let _ = crate::eintr::retry(|| UnixStream::connect(&self.socket));
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -402,63 +629,138 @@ impl Listener {
     }
 }
 
-/// Answers one request: closes the store between two operations of this process, waits until
-/// sled has let go of it, then says so.
-fn release(shared: &Shared, mut stream: UnixStream) {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-    let mut request = [0u8; 1];
-    if stream.read_exact(&mut request).is_err() || request[0] != RELEASE {
-        return;
-    }
-    let since = shared.open.read().as_ref().map(|o| o.since);
-    if let Some(since) = since {
-        let kept = since.elapsed();
-        if kept < KEEP_AT_LEAST {
-            std::thread::sleep(KEEP_AT_LEAST - kept);
+/// A connection to the holder's socket.
+struct Connection {
+    stream: UnixStream,
+    since: Instant,
+    asked: bool,
+}
+
+/// Serves the socket: every connection at once, none for longer than [`REQUEST_WAIT`] without
+/// a request; a request is answered once the store is let go of.
+fn serve(shared: &Shared, listener: &UnixListener, stop: &AtomicBool) {
+    let mut connections: Vec<Connection> = Vec::new();
+    while !stop.load(Ordering::Acquire) {
+        let mut polled: Vec<libc::pollfd> = std::iter::once(listener.as_raw_fd())
+            .chain(connections.iter().map(|c| c.stream.as_raw_fd()))
+            .map(|fd| libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        // EINTR and timeouts alike: look at everything again.
+        unsafe { libc::poll(polled.as_mut_ptr(), polled.len() as libc::nfds_t, 200) };
+        if stop.load(Ordering::Acquire) {
+            break;
         }
-    }
-    let released = {
-        let mut open = shared.open.write();
-        match open.take() {
-            Some(o) => {
-                shared.held.store(false, Ordering::Release);
-                let seq = o.store.seq();
-                if !shared.stale.load(Ordering::Acquire) {
-                    // Every write since this process last synchronised was its own.
-                    shared.synced.store(seq, Ordering::Release);
+        for (connection, polled) in connections.iter_mut().zip(&polled[1..]) {
+            if polled.revents != 0 && !connection.asked {
+                connection.asked = read_request(&mut connection.stream);
+                if !connection.asked {
+                    // Closed, or sent something else: done with it.
+                    connection.since = Instant::now() - REQUEST_WAIT;
                 }
-                drop(o);
-                log::debug!(
-                    "store {}: handed over to another process at write #{seq}",
-                    shared.path.display()
-                );
-                wait_released(&shared.path)
             }
-            None => true,
         }
-    };
-    if released {
-        let _ = stream.write_all(&[RELEASED]);
+        connections.retain(|c| c.asked || c.since.elapsed() < REQUEST_WAIT);
+        while let Ok((stream, _)) = listener.accept() {
+            if stream.set_nonblocking(true).is_err() {
+                continue;
+            }
+            if connections.len() >= MAX_CONNECTIONS {
+                if let Some(oldest) = connections.iter().position(|c| !c.asked) {
+                    connections.remove(oldest);
+                }
+            }
+            connections.push(Connection {
+                stream,
+                since: Instant::now(),
+                asked: false,
+            });
+        }
+        if connections.iter().any(|c| c.asked) {
+            let (asked, silent): (Vec<_>, Vec<_>) = connections.drain(..).partition(|c| c.asked);
+            connections = silent;
+            release(shared, asked);
+        }
     }
 }
 
-/// Removes the sockets of processes that no longer run (killed ones leave theirs behind).
-fn remove_dead_sockets(path: &Path) {
-    let Ok(entries) = std::fs::read_dir(path) else {
-        return;
+/// Reads a request from a connection polled as readable; says whether it is one.
+fn read_request(stream: &mut UnixStream) -> bool {
+    let mut request = [0u8; 1];
+    matches!(stream.read(&mut request), Ok(1) if request[0] == RELEASE)
+}
+
+/// Whether the asker is still waiting on its connection (it has neither closed it nor died).
+fn still_asking(stream: &UnixStream) -> bool {
+    let mut byte = 0u8;
+    let n = unsafe {
+        libc::recv(
+            stream.as_raw_fd(),
+            (&mut byte as *mut u8).cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
     };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix("key4c-"))
-            .and_then(|n| n.strip_suffix(".sock"))
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if !Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = std::fs::remove_file(entry.path());
+    n > 0 || (n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock)
+}
+
+/// Answers requests: once the operation the store was opened for has run, closes the store
+/// after the operations in flight, waits until sled has let go of it, then says so to the
+/// askers still waiting. Nobody waiting: the store stays.
+fn release(shared: &Shared, mut askers: Vec<Connection>) {
+    if shared.held.load(Ordering::Acquire) {
+        let asked = Instant::now();
+        let queued = super::queue::waiting(&shared.path).max(1);
+        let slice = (SLICE / queued as u32).max(MIN_SLICE);
+        while asked.elapsed() < FIRST_LEASE_WAIT {
+            let may = match shared.open.try_read_recursive() {
+                Some(open) => open.as_ref().is_none_or(|o| o.may_hand_over(slice)),
+                None => false,
+            };
+            if may {
+                break;
+            }
+            std::thread::sleep(Duration::from_micros(100));
         }
+        askers.retain(|c| still_asking(&c.stream));
+        if askers.is_empty() {
+            log::debug!(
+                "store {}: a request for the store was given up before it was answered",
+                shared.path.display()
+            );
+            return;
+        }
+        let in_flight = Instant::now();
+        let mut open = shared.open.write();
+        if let Some(o) = open.take() {
+            shared.held.store(false, Ordering::Release);
+            let seq = o.store.seq();
+            if !shared.stale.load(Ordering::Acquire) {
+                // Every write since this process last synchronised was its own.
+                shared.synced.store(seq, Ordering::Release);
+            }
+            let closing = Instant::now();
+            drop(o);
+            let closed = closing.elapsed();
+            let released = wait_released(&shared.path);
+            log::debug!(
+                "store {}: handed over to another process at write #{seq} ({:?} after the request, {queued} waiting: slice {:?}, operations in flight {:?}, closing {closed:?}, sled let go {:?} later)",
+                shared.path.display(),
+                asked.elapsed(),
+                in_flight - asked,
+                closing - in_flight,
+                closing.elapsed() - closed
+            );
+            if !released {
+                return;
+            }
+        }
+    }
+    for mut asker in askers {
+        let _ = asker.stream.set_nonblocking(false);
+        let _ = asker.stream.write_all(&[RELEASED]);
     }
 }

@@ -21,13 +21,17 @@
 pub mod access;
 pub mod audit;
 pub mod commit;
+pub mod holder;
 mod lease;
 pub mod log_check;
 pub mod objects_cache;
+mod queue;
 pub mod records;
 pub mod rollback;
 
+pub use holder::HOLDER_FILE;
 pub use lease::{Lease, Store};
+pub use queue::QUEUE_DIR;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -61,13 +65,14 @@ const TREE_AUDIT: &[u8] = b"audit";
 /// The store's layout, recorded under `format`. 1: the audit log in the tree `audit`;
 /// 2: in [`AUDIT_FILE`].
 const STORE_LAYOUT: u32 = 2;
-/// File in the store directory naming the process that has the store open.
-pub const HOLDER_FILE: &str = "key4c.holder";
 /// How long opening a store waits for this same process's previous instance to release it.
 const OWN_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// How long a process waits for the store by default ([`StoreOptions::wait`]).
+pub const DEFAULT_STORE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// How a store is opened.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct StoreOptions {
     /// Who may read it.
     pub access: Access,
@@ -76,18 +81,33 @@ pub struct StoreOptions {
     pub state_dir: Option<PathBuf>,
     /// Open a store older than the newest commit seen (the SO accepting a deliberate restore).
     pub accept_restore: bool,
+    /// How long a call waits for the store while other processes have it or queue for it.
+    pub wait: std::time::Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> StoreOptions {
+        StoreOptions {
+            access: Access::default(),
+            state_dir: None,
+            accept_restore: false,
+            wait: DEFAULT_STORE_WAIT,
+        }
+    }
 }
 
 /// Why the store cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
-    /// Another process (or another open in this one) holds the store and did not hand it over.
-    #[error("the store {path} is in use by {holder}, which did not hand it over: stop that process first (README, \"One token, several processes\")")]
+    /// Other processes have the store and this one could not have it in time.
+    #[error(
+        "the store {path} could not be had: {detail} (README, \"One token, several processes\")"
+    )]
     Locked {
         /// Store directory.
         path: PathBuf,
-        /// Who holds it, as far as the holder file says.
-        holder: String,
+        /// Who holds it, what could be seen of them, and what to do.
+        detail: String,
     },
     /// Written by a newer key4c: refused, left untouched.
     #[error("the store {path} was written by a newer key4c: {detail}; upgrade key4c, the store was not modified")]
@@ -226,7 +246,9 @@ impl OpenStore {
             }
         }
         drop(lock);
+        let checked = started.elapsed();
         let db = open_sled(path)?;
+        let sled_opened = started.elapsed();
         access::restrict_sled_files(path, access);
         let objects = db.open_tree(TREE_OBJECTS).map_err(|e| io(e.to_string()))?;
         let recorded = match db.get(KEY_COMMIT).map_err(|e| io(e.to_string()))? {
@@ -296,7 +318,12 @@ impl OpenStore {
             // Written before the commit counter: from now on it is counted.
             store.write_durable(|_| Ok(()))?;
         }
-        write_holder(path, access);
+        holder::write(path, access);
+        log::debug!(
+            "store {}: opened in {:?} (log checked after {checked:?}, sled opened after {sled_opened:?})",
+            path.display(),
+            started.elapsed()
+        );
         Ok(store)
     }
 
@@ -923,14 +950,11 @@ fn open_sled(path: &Path) -> Result<sled::Db, StoreError> {
         if !own || std::time::Instant::now() >= deadline {
             break opened;
         }
-        std::thread::sleep(std::time::Duration::from_millis(5));
+        std::thread::sleep(std::time::Duration::from_millis(1));
     };
     match opened {
         Ok(Ok(db)) => Ok(db),
-        Ok(Err(sled::Error::Io(e))) if is_lock(&e) => Err(StoreError::Locked {
-            path: path.to_path_buf(),
-            holder: read_holder(path),
-        }),
+        Ok(Err(sled::Error::Io(e))) if is_lock(&e) => Err(locked(path)),
         Ok(Err(sled::Error::Io(e))) => Err(StoreError::Io {
             path: path.to_path_buf(),
             detail: e.to_string(),
@@ -962,7 +986,14 @@ pub fn wait_released(path: &Path) -> bool {
 }
 
 fn held_by_us(path: &Path) -> bool {
-    read_holder_pid(path) == Some(std::process::id())
+    holder::held_by_us(path)
+}
+
+fn locked(path: &Path) -> StoreError {
+    StoreError::Locked {
+        path: path.to_path_buf(),
+        detail: format!("{} holds it", holder::describe(path)),
+    }
 }
 
 /// Takes sled's lock on the log file (`flock`, as sled does), waiting like [`open_sled`] for
@@ -992,12 +1023,9 @@ fn lock_log(path: &Path) -> Result<Option<std::fs::File>, StoreError> {
             });
         }
         if !held_by_us(path) || std::time::Instant::now() >= deadline {
-            return Err(StoreError::Locked {
-                path: path.to_path_buf(),
-                holder: read_holder(path),
-            });
+            return Err(locked(path));
         }
-        std::thread::sleep(std::time::Duration::from_millis(5));
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
 
@@ -1199,7 +1227,9 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
         let name = entry.file_name();
         let target = to.join(&name);
         let kind = entry.file_type()?;
-        if kind.is_dir() {
+        if kind.is_dir() && name == QUEUE_DIR {
+            // Who waits for the store: no part of the data.
+        } else if kind.is_dir() {
             std::fs::create_dir_all(&target)?;
             copy_dir(&entry.path(), &target)?;
         } else if kind.is_file()
@@ -1213,42 +1243,6 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
-}
-
-fn write_holder(path: &Path, access: Access) {
-    let exe = std::env::current_exe()
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|_| "?".into());
-    let text = format!("pid {} ({exe})\n", std::process::id());
-    let file = path.join(HOLDER_FILE);
-    let write = || -> std::io::Result<()> {
-        let mut f = access::create_options(access)
-            .write(true)
-            .truncate(true)
-            .open(&file)?;
-        std::io::Write::write_all(&mut f, text.as_bytes())?;
-        access::restrict(&file, access)
-    };
-    if let Err(e) = write() {
-        log::debug!("cannot write the holder file in {}: {e}", path.display());
-    }
-}
-
-/// The process ID the holder file names.
-fn read_holder_pid(path: &Path) -> Option<u32> {
-    let text = std::fs::read_to_string(path.join(HOLDER_FILE)).ok()?;
-    text.strip_prefix("pid ")?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
-fn read_holder(path: &Path) -> String {
-    match std::fs::read_to_string(path.join(HOLDER_FILE)) {
-        Ok(s) if !s.trim().is_empty() => format!("process {}", s.trim()),
-        _ => "another process".into(),
-    }
 }
 
 #[cfg(test)]

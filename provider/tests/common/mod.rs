@@ -660,7 +660,8 @@ pub fn scaled(n: usize) -> usize {
     ((n as f64 * k).round() as usize).max(1)
 }
 
-/// Every file under `dir`, by path relative to it.
+/// Every file under `dir` (but the queue of processes waiting for a store), by path relative
+/// to it.
 pub fn files_under(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
     let mut out = std::collections::BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -670,7 +671,9 @@ pub fn files_under(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
         };
         for entry in entries.flatten() {
             let path = entry.path();
-            if path.is_dir() {
+            if entry.file_name() == key4c_pkcs11::store::QUEUE_DIR {
+                // Who waits for the store: no part of its data.
+            } else if path.is_dir() {
                 stack.push(path);
             } else if let Ok(bytes) = std::fs::read(&path) {
                 let rel = path.strip_prefix(dir).unwrap_or(&path);
