@@ -57,6 +57,21 @@ pub struct BenchArgs {
     /// A run of a few seconds for CI: short cases, one repeat, no RSA-3072, small searches.
     #[arg(long)]
     pub quick: bool,
+    /// Instead of every other case: this many worker processes on one fresh token at the same
+    /// time, for each count given (comma-separated), running a mix of operations; then a check
+    /// that every acknowledged write is on the token.
+    #[arg(long, value_delimiter = ',', value_name = "N,...")]
+    pub processes: Vec<usize>,
+    /// With --processes: how long the workers run the mix, in seconds.
+    #[arg(long, default_value_t = 60, requires = "processes")]
+    pub seconds: u64,
+    /// With --processes: relative weights of the operations.
+    #[arg(
+        long,
+        default_value = "sign=40,create=25,destroy=20,find=15",
+        requires = "processes"
+    )]
+    pub mix: String,
 }
 
 /// The settings a run used, after defaults.
@@ -787,7 +802,7 @@ fn threaded(m: &Module, s: &Settings, case: SigCase, key: Key, n: usize) -> Resu
 
 /// The environment variable that gives the cold start child the User PIN (not on its command
 /// line, where other users could read it).
-const PIN_VAR: &str = "HARNESS_USER_PIN";
+pub(crate) const PIN_VAR: &str = "HARNESS_USER_PIN";
 
 /// Options of the hidden `cold-start` subcommand (the child process of the cold start cases).
 #[derive(Clone, Debug, clap::Args)]
@@ -827,15 +842,7 @@ pub fn cold_start_child(a: &ColdStartArgs) -> Result<()> {
     module::initialize(&ctx)
         .map_err(|e| anyhow!("C_Initialize: {}", crate::ckr::error_name(&e)))?;
     out["initialize_us"] = json!(us_since_spawn());
-    let slot = ctx
-        .get_slots_with_token()?
-        .into_iter()
-        .find(|s| {
-            ctx.get_token_info(*s)
-                .map(|t| t.label().trim() == a.token_label)
-                .unwrap_or(false)
-        })
-        .ok_or_else(|| anyhow!("no token labelled {:?}", a.token_label))?;
+    let slot = module::find_token(&ctx, &a.token_label)?;
     let session = ctx.open_rw_session(slot)?;
     let pin = std::env::var(PIN_VAR).map_err(|_| anyhow!("{PIN_VAR} is not set"))?;
     module::login(&session, UserType::User, &pin)
@@ -1107,7 +1114,7 @@ fn raw_ed25519(s: &Settings) -> Result<(Measured, Measured)> {
 
 /// Shortens a status for the table: `not supported: CKR_X (...)` becomes `not supported: CKR_X`,
 /// and anything longer than 40 characters is cut (the notes under the table have it whole).
-fn short_status(st: &str) -> String {
+pub(crate) fn short_status(st: &str) -> String {
     let s = st.split(" (").next().unwrap_or(st);
     if s.chars().count() > 40 {
         s.chars().take(39).collect::<String>() + "…"

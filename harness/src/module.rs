@@ -258,6 +258,24 @@ pub fn library_info(ctx: &Pkcs11) -> Result<LibraryInfo> {
     })
 }
 
+/// The slot whose token has this label (slot IDs of some modules change from process to
+/// process; the label does not).
+pub fn find_token(ctx: &Pkcs11, label: &str) -> Result<Slot> {
+    let mut failed = None;
+    for slot in ctx.get_slots_with_token()? {
+        match ctx.get_token_info(slot) {
+            Ok(t) if t.label().trim() == label => return Ok(slot),
+            Ok(_) => {}
+            Err(e) => failed = Some(e),
+        }
+    }
+    // A token that could not be read may be the one: its error says more than "no token".
+    match failed {
+        Some(e) => Err(anyhow!(e).context(format!("looking for the token labelled {label:?}"))),
+        None => bail!("no token labelled {label:?}"),
+    }
+}
+
 /// An [`AuthPin`] from a string.
 pub fn pin(s: &str) -> AuthPin {
     AuthPin::from(s.to_string())
