@@ -391,22 +391,34 @@ fn silent_and_abandoned_connections_cost_nothing() {
             "the holder let go of the store for nobody"
         );
         assert!(!holder.log().contains("handed over"), "{}", holder.log());
+        // A create that takes the store from the holder, without and then with 100 silent
+        // connections to the holder's socket.
+        let mut handovers = |label: &str| -> Vec<Duration> {
+            (0..5)
+                .map(|i| {
+                    let took = a.create(&format!("{label}-a-{i}"));
+                    holder.create(&format!("{label}-holder-{i}"));
+                    took
+                })
+                .collect()
+        };
+        let quiet = handovers("quiet");
         let silent: Vec<UnixStream> = (0..100)
             .map(|_| UnixStream::connect(&socket).unwrap())
             .collect();
-        for i in 0..5 {
-            let took = a.create(&format!("a-{i}"));
+        let crowded = handovers("crowded");
+        drop(silent);
+        eprintln!("handovers without / with 100 silent connections: {quiet:?} / {crowded:?}");
+        for took in crowded {
             assert!(
                 took < Duration::from_secs(1),
                 "a create behind 100 silent connections took {took:?}"
             );
-            holder.create(&format!("holder-{}", i + 2));
         }
-        drop(silent);
         for w in [a, holder] {
             w.finish();
         }
-        assert_eq!(data_objects().len(), 11);
+        assert_eq!(data_objects().len(), 21);
     });
 }
 
@@ -484,4 +496,51 @@ fn the_same_pid_in_two_containers_is_two_processes() {
         }
         assert_eq!(labels(&data_objects()), ["a-1", "a-2", "b-1", "b-2"]);
     });
+}
+
+/// Two copies of the module in one process (two `dlopen`s of two paths, as PyKCS11's
+/// `test_multiple_load` does): each copy is an instance of its own, and they share the token
+/// like two processes, in turn.
+#[test]
+fn two_copies_of_the_module_in_one_process_share_the_token() {
+    isolated(
+        "two_copies_of_the_module_in_one_process_share_the_token",
+        "store_wait_ms = 5000",
+        || {
+            provision();
+            let copy = store_dir().parent().unwrap().join("copy-of-the-module.so");
+            std::fs::copy(module_path(), &copy).unwrap();
+            let first = Lib::load();
+            let second = Lib::load_from(&copy);
+            first.init();
+            second.init();
+            let sessions = [first.user_session(), second.user_session()];
+            for round in 0..3 {
+                for (i, (lib, h)) in [&first, &second].into_iter().zip(sessions).enumerate() {
+                    let started = Instant::now();
+                    let created = lib.create(
+                        h,
+                        &[
+                            (CKA_CLASS, A::U(CKO_DATA)),
+                            (CKA_TOKEN, A::B(true)),
+                            (CKA_LABEL, A::S(format!("copy{i}-{round}").as_bytes())),
+                        ],
+                    );
+                    assert!(created.is_ok(), "copy {i}, round {round}: {created:?}");
+                    assert!(
+                        started.elapsed() < Duration::from_secs(2),
+                        "copy {i} waited {:?} for the store",
+                        started.elapsed()
+                    );
+                }
+            }
+            // Each copy sees what the other made.
+            for (lib, h) in [&first, &second].into_iter().zip(sessions) {
+                assert_eq!(lib.find(h, &[(CKA_CLASS, A::U(CKO_DATA))]).len(), 6);
+            }
+            assert_rv!(call!(second, C_Finalize, null_mut()), CKR_OK);
+            assert_rv!(call!(first, C_Finalize, null_mut()), CKR_OK);
+            assert_eq!(data_objects().len(), 6);
+        },
+    );
 }

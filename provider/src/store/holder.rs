@@ -287,6 +287,28 @@ mod tests {
         );
     }
 
+    /// EACCES on a holder's socket names its owner and mode (what a user can act on).
+    #[test]
+    fn a_refused_socket_is_named_with_its_owner_and_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = socket_path(dir.path(), "0123456789abcdef");
+        let _listening = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        access::restrict(&socket, Access::Private).unwrap();
+        let me = unsafe { libc::geteuid() };
+        let refused_with = |errno| refused(&socket, &std::io::Error::from_raw_os_error(errno));
+        assert_eq!(
+            refused_with(libc::EACCES),
+            format!(
+                "its socket {} belongs to user {me} with mode 0600, which this user ({me}) may not use: run every process that shares the store as one user, or share the store through its group (store_access = \"group\")",
+                socket.display()
+            )
+        );
+        assert!(refused_with(libc::ECONNREFUSED).starts_with(&format!(
+            "its socket {} cannot be reached: ",
+            socket.display()
+        )));
+    }
+
     #[test]
     fn same_pid_in_another_namespace_is_not_this_process() {
         let other = parse(&format!(

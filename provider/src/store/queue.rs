@@ -104,7 +104,7 @@ impl Ticket {
             .into_iter()
             .filter(|(n, _)| *n < self.number)
             .collect();
-        before.sort_by(|a, b| b.0.cmp(&a.0));
+        before.sort_by_key(|b| std::cmp::Reverse(b.0));
         before
             .into_iter()
             .find_map(|(_, path)| live(&path).map(|file| (path, file)))
