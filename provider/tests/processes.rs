@@ -544,3 +544,53 @@ fn two_copies_of_the_module_in_one_process_share_the_token() {
         },
     );
 }
+
+/// `key4c store status` names the holder and its state, and the processes queued, in order,
+/// without opening the store.
+#[test]
+fn store_status_shows_the_holder_and_the_queue() {
+    const NAME: &str = "store_status_shows_the_holder_and_the_queue";
+    if let Ok(worker) = std::env::var(WORKER) {
+        return worker_main(&worker);
+    }
+    isolated(NAME, "store_wait_ms = 60000", || {
+        provision();
+        let status = || -> serde_json::Value {
+            let out = Command::new(env!("CARGO_BIN_EXE_key4c"))
+                .args(["store", "status", "--json"])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+            serde_json::from_slice(&out.stdout).unwrap()
+        };
+        let mut a = Worker::start(NAME, "a", &[]);
+        let mut b = Worker::start(NAME, "b", &[]);
+        let mut holder = Worker::start(NAME, "holder", &[]);
+        holder.create("holder-1");
+        let seen = status();
+        assert_eq!(seen["holder"]["pid"], holder.pid);
+        assert_eq!(seen["holder"]["state"], "running");
+        assert_eq!(seen["holder"]["answers"], true);
+        assert_eq!(seen["queue"], serde_json::json!([]));
+        holder.signal(libc::SIGSTOP);
+        let first = a.send("create a");
+        wait_queued(1);
+        let second = b.send("create b");
+        wait_queued(2);
+        let seen = status();
+        assert_eq!(seen["holder"]["state"], "stopped");
+        let queue = seen["queue"].as_array().unwrap();
+        assert_eq!(
+            queue.iter().map(|q| q["pid"].clone()).collect::<Vec<_>>(),
+            [a.pid, b.pid]
+        );
+        assert!(queue[0]["ticket"].as_u64() < queue[1]["ticket"].as_u64());
+        holder.signal(libc::SIGCONT);
+        assert_eq!(a.answer(first).0, "CKR_OK");
+        assert_eq!(b.answer(second).0, "CKR_OK");
+        assert_eq!(status()["queue"], serde_json::json!([]));
+        for w in [a, b, holder] {
+            w.finish();
+        }
+    });
+}

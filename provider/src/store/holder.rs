@@ -197,6 +197,11 @@ fn is_instance(id: &str) -> bool {
     id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// Whether the process of instance `instance` answers on its socket in the store in `path`.
+pub fn answers(path: &Path, instance: &str) -> bool {
+    std::os::unix::net::UnixStream::connect(socket_path(path, instance)).is_ok()
+}
+
 /// Whether the holder file names this process.
 pub fn held_by_us(path: &Path) -> bool {
     read(path).is_some_and(|h| h.is_this_process())

@@ -25,7 +25,7 @@ pub mod holder;
 mod lease;
 pub mod log_check;
 pub mod objects_cache;
-mod queue;
+pub mod queue;
 pub mod records;
 pub mod rollback;
 

@@ -138,6 +138,33 @@ impl Drop for Ticket {
     }
 }
 
+/// A process in the queue, as `key4c store status` shows it.
+#[derive(Debug, Clone)]
+pub struct Queued {
+    /// Its ticket's number: the order of the queue.
+    pub number: u64,
+    /// What its ticket says of it.
+    pub process: Option<Holder>,
+}
+
+/// The live tickets of the store in `store`, first in line first (dead ones are removed).
+pub fn list(store: &Path) -> Vec<Queued> {
+    let mut found = tickets(&store.join(QUEUE_DIR));
+    found.sort();
+    found
+        .into_iter()
+        .filter_map(|(number, path)| {
+            let file = live(&path)?;
+            let mut text = String::new();
+            let _ = (&file).read_to_string(&mut text);
+            Some(Queued {
+                number,
+                process: holder::parse(&text),
+            })
+        })
+        .collect()
+}
+
 /// How many tickets the queue of the store in `store` holds (live or not: a count for
 /// sharing out time, not a decision).
 pub fn waiting(store: &Path) -> usize {
