@@ -65,7 +65,8 @@ impl Ticket {
             .open(&making)?;
         access::restrict(&making, access)?;
         crate::eintr::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB)?;
-        file.write_all(holder::describe_this_process().as_bytes())?;
+        // Only for messages and `key4c store status`: a full disk does not stop the queue.
+        let _ = file.write_all(holder::describe_this_process().as_bytes());
         let path = dir.join(ticket_name(number, &me));
         std::fs::rename(&making, &path)?;
         Ok(Ticket {
