@@ -48,6 +48,32 @@ fn worker_main(name: &str) {
         };
         let started = Instant::now();
         let rv = match text.trim().split_once(' ') {
+            Some(("hammer", threads)) => {
+                // Threads that create objects back to back until `<name>.stop` exists.
+                let stop = dir.join(format!("{name}.stop"));
+                for t in 0..threads.parse::<usize>().unwrap() {
+                    let (lib, stop) = (&*Box::leak(Box::new(Lib::load())), stop.clone());
+                    std::thread::spawn(move || {
+                        let h = lib.open_rw();
+                        for k in 0.. {
+                            if stop.exists() {
+                                break;
+                            }
+                            let label = format!("hammer-{t}-{k}");
+                            let made = lib.create(
+                                h,
+                                &[
+                                    (CKA_CLASS, A::U(CKO_DATA)),
+                                    (CKA_TOKEN, A::B(true)),
+                                    (CKA_LABEL, A::S(label.as_bytes())),
+                                ],
+                            );
+                            assert!(made.is_ok(), "{label}: {made:?}");
+                        }
+                    });
+                }
+                CKR_OK
+            }
             Some(("create", label)) => {
                 match lib.create(
                     h,
@@ -592,5 +618,40 @@ fn store_status_shows_the_holder_and_the_queue() {
         for w in [a, b, holder] {
             w.finish();
         }
+    });
+}
+
+/// A holder whose four threads write back to back, without a pause: another process still has
+/// the store within its turn (the holder's slice and the operations in flight), so a busy
+/// process cannot keep the store from the others.
+#[test]
+fn a_busy_holder_cannot_keep_the_store() {
+    const NAME: &str = "a_busy_holder_cannot_keep_the_store";
+    if let Ok(worker) = std::env::var(WORKER) {
+        return worker_main(&worker);
+    }
+    isolated(NAME, "", || {
+        provision();
+        let mut a = Worker::start(NAME, "a", &[]);
+        let mut busy = Worker::start(NAME, "busy", &[]);
+        assert_eq!(busy.run("hammer 4").0, "CKR_OK");
+        std::thread::sleep(Duration::from_millis(300));
+        let took: Vec<Duration> = (0..5).map(|i| a.create(&format!("a-{i}"))).collect();
+        std::fs::write(store_dir().parent().unwrap().join("busy.stop"), b"").unwrap();
+        for t in &took {
+            assert!(
+                *t < Duration::from_secs(2),
+                "a create waited {t:?} for a busy holder: {took:?}"
+            );
+        }
+        for w in [a, busy] {
+            w.finish();
+        }
+        let objects = data_objects();
+        assert!(
+            (0..5).all(|i| objects.contains_key(&format!("a-{i}"))),
+            "{:?}",
+            labels(&objects)
+        );
     });
 }
