@@ -74,6 +74,28 @@ fn worker_main(name: &str) {
                 }
                 CKR_OK
             }
+            Some(("destroy", label)) => {
+                let found = lib.find(h, &[(CKA_LABEL, A::S(label.as_bytes()))]);
+                assert_eq!(found.len(), 1, "{label}");
+                call!(lib, C_DestroyObject, h, found[0])
+            }
+            Some(("relabel", labels)) => {
+                let (old, new) = labels.split_once(' ').unwrap();
+                let found = lib.find(h, &[(CKA_LABEL, A::S(old.as_bytes()))]);
+                assert_eq!(found.len(), 1, "{old}");
+                lib.set_attrs(h, found[0], &[(CKA_LABEL, A::S(new.as_bytes()))])
+            }
+            Some(("list", "data")) => {
+                // What this process sees: its own view, reloaded from what others wrote.
+                let mut seen: Vec<String> = lib
+                    .find(h, &[(CKA_CLASS, A::U(CKO_DATA))])
+                    .into_iter()
+                    .map(|o| String::from_utf8(lib.attr(h, o, CKA_LABEL)).unwrap())
+                    .collect();
+                seen.sort();
+                std::fs::write(dir.join(format!("{name}.{n}.list")), seen.join("\n")).unwrap();
+                CKR_OK
+            }
             Some(("create", label)) => {
                 match lib.create(
                     h,
@@ -237,6 +259,18 @@ fn wait_queued(n: usize) {
     });
 }
 
+/// A scenario of workers on a provisioned token in a store of its own (`config` added to
+/// the configuration); in a worker process, the worker's side instead.
+fn scenario(name: &str, config: &str, body: impl FnOnce()) {
+    if let Ok(worker) = std::env::var(WORKER) {
+        return worker_main(&worker);
+    }
+    isolated(name, config, || {
+        provision();
+        body()
+    });
+}
+
 /// Provisions the token in this process, then lets it go.
 fn provision() {
     let lib = Lib::load();
@@ -273,11 +307,7 @@ fn labels(objects: &std::collections::BTreeMap<String, u64>) -> Vec<&str> {
 #[test]
 fn the_store_goes_round_in_the_order_it_was_asked_for() {
     const NAME: &str = "the_store_goes_round_in_the_order_it_was_asked_for";
-    if let Ok(worker) = std::env::var(WORKER) {
-        return worker_main(&worker);
-    }
-    isolated(NAME, "store_wait_ms = 60000", || {
-        provision();
+    scenario(NAME, "store_wait_ms = 60000", || {
         let mut a = Worker::start(NAME, "a", &[]);
         let mut b = Worker::start(NAME, "b", &[]);
         let mut c = Worker::start(NAME, "c", &[]);
@@ -312,11 +342,7 @@ fn the_store_goes_round_in_the_order_it_was_asked_for() {
 #[test]
 fn a_stopped_holder_is_named_and_nothing_is_lost() {
     const NAME: &str = "a_stopped_holder_is_named_and_nothing_is_lost";
-    if let Ok(worker) = std::env::var(WORKER) {
-        return worker_main(&worker);
-    }
-    isolated(NAME, "store_wait_ms = 1500", || {
-        provision();
+    scenario(NAME, "store_wait_ms = 1500", || {
         let mut a = Worker::start(NAME, "a", &[]);
         let mut b = Worker::start(NAME, "b", &[]);
         let mut holder = Worker::start(NAME, "holder", &[]);
@@ -369,19 +395,15 @@ fn a_stopped_holder_is_named_and_nothing_is_lost() {
 }
 
 /// 100 connections that never send anything, and 20 requests abandoned before the holder
-/// could answer them, to the holder's socket: a real request is served at once, and the holder never lets go of the
-/// store for nobody.
+/// could answer them, to the holder's socket: a real request is served at once, and the
+/// holder never lets go of the store for nobody.
 #[test]
 fn silent_and_abandoned_connections_cost_nothing() {
     const NAME: &str = "silent_and_abandoned_connections_cost_nothing";
-    if let Ok(worker) = std::env::var(WORKER) {
-        return worker_main(&worker);
-    }
-    isolated(NAME, "", || {
+    scenario(NAME, "", || {
         use std::io::Write;
         use std::os::fd::AsRawFd;
         use std::os::unix::net::UnixStream;
-        provision();
         let mut a = Worker::start(NAME, "a", &[]);
         let mut holder = Worker::start(NAME, "holder", &[]);
         holder.create("holder-1");
@@ -454,11 +476,7 @@ fn silent_and_abandoned_connections_cost_nothing() {
 #[test]
 fn holder_and_a_waiter_killed_in_the_middle_of_the_queue() {
     const NAME: &str = "holder_and_a_waiter_killed_in_the_middle_of_the_queue";
-    if let Ok(worker) = std::env::var(WORKER) {
-        return worker_main(&worker);
-    }
-    isolated(NAME, "store_wait_ms = 60000", || {
-        provision();
+    scenario(NAME, "store_wait_ms = 60000", || {
         let mut a = Worker::start(NAME, "a", &[]);
         let mut b = Worker::start(NAME, "b", &[]);
         let mut c = Worker::start(NAME, "c", &[]);
@@ -495,17 +513,13 @@ fn holder_and_a_waiter_killed_in_the_middle_of_the_queue() {
 #[test]
 fn the_same_pid_in_two_containers_is_two_processes() {
     const NAME: &str = "the_same_pid_in_two_containers_is_two_processes";
-    if let Ok(worker) = std::env::var(WORKER) {
-        return worker_main(&worker);
-    }
     if !require::check(&[
         require::root("new PID namespaces"),
         require::tool("unshare", "apt-get install util-linux"),
     ]) {
         return;
     }
-    isolated(NAME, "", || {
-        provision();
+    scenario(NAME, "", || {
         let container = ["unshare", "--pid", "--fork", "--mount-proc"];
         let mut a = Worker::start(NAME, "a", &container);
         let mut b = Worker::start(NAME, "b", &container);
@@ -576,11 +590,7 @@ fn two_copies_of_the_module_in_one_process_share_the_token() {
 #[test]
 fn store_status_shows_the_holder_and_the_queue() {
     const NAME: &str = "store_status_shows_the_holder_and_the_queue";
-    if let Ok(worker) = std::env::var(WORKER) {
-        return worker_main(&worker);
-    }
-    isolated(NAME, "store_wait_ms = 60000", || {
-        provision();
+    scenario(NAME, "store_wait_ms = 60000", || {
         let status = || -> serde_json::Value {
             let out = Command::new(env!("CARGO_BIN_EXE_key4c"))
                 .args(["store", "status", "--json"])
@@ -627,11 +637,7 @@ fn store_status_shows_the_holder_and_the_queue() {
 #[test]
 fn a_busy_holder_cannot_keep_the_store() {
     const NAME: &str = "a_busy_holder_cannot_keep_the_store";
-    if let Ok(worker) = std::env::var(WORKER) {
-        return worker_main(&worker);
-    }
-    isolated(NAME, "", || {
-        provision();
+    scenario(NAME, "", || {
         let mut a = Worker::start(NAME, "a", &[]);
         let mut busy = Worker::start(NAME, "busy", &[]);
         assert_eq!(busy.run("hammer 4").0, "CKR_OK");
@@ -653,5 +659,37 @@ fn a_busy_holder_cannot_keep_the_store() {
             "{:?}",
             labels(&objects)
         );
+    });
+}
+
+/// What another process changed (created, changed, destroyed) is what this one sees after it
+/// takes the store back, reloaded from the store's journal of changes, not object by object.
+#[test]
+fn another_process_sees_exactly_what_changed() {
+    const NAME: &str = "another_process_sees_exactly_what_changed";
+    scenario(NAME, "", || {
+        let mut a = Worker::start(NAME, "a", &[]);
+        let mut b = Worker::start(NAME, "b", &[]);
+        for label in ["x1", "x2", "x3"] {
+            a.create(label);
+        }
+        b.create("y1");
+        assert_eq!(b.run("relabel x1 x1-renamed").0, "CKR_OK");
+        assert_eq!(b.run("destroy x2").0, "CKR_OK");
+        a.create("x4");
+        let n = a.send("list data");
+        assert_eq!(a.answer(n).0, "CKR_OK");
+        let seen = std::fs::read_to_string(a.dir.join(format!("a.{n}.list"))).unwrap();
+        assert_eq!(seen, "x1-renamed\nx3\nx4\ny1");
+        let log = a.log();
+        assert!(
+            log.contains("changed objects (other processes wrote to it)"),
+            "{log}"
+        );
+        assert!(!log.contains("every object"), "{log}");
+        for w in [a, b] {
+            w.finish();
+        }
+        assert_eq!(labels(&data_objects()), ["x1-renamed", "x3", "x4", "y1"]);
     });
 }

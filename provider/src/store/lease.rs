@@ -359,6 +359,22 @@ impl Store {
     pub fn delete_object_durable(&self, id: u64) -> Result<(), StoreError> {
         self.with(|s| s.delete_object_durable(id))
     }
+
+    /// The commit number this process's view matches ([`Store::mark_synced`]).
+    pub fn synced(&self) -> u64 {
+        self.shared.synced.load(Ordering::Acquire)
+    }
+
+    /// The object records changed since commit `since`, when the store's journal has every
+    /// write since ([`OpenStore::changed_since`]); `None`: reload everything.
+    pub fn changed_since(&self, since: u64) -> Result<Option<Vec<u64>>, StoreError> {
+        self.with(|s| s.changed_since(since))
+    }
+
+    /// One object record.
+    pub fn object<T: serde::de::DeserializeOwned>(&self, id: u64) -> Result<Option<T>, StoreError> {
+        self.with(|s| s.object(id))
+    }
 }
 
 impl Drop for Store {

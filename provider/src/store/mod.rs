@@ -60,6 +60,14 @@ const KEY_COMMIT: &[u8] = b"commit";
 /// write of the token record alone (every PIN attempt) leaves it, and so the cache, as it is.
 const KEY_OBJECTS_GENERATION: &[u8] = b"objects_generation";
 const TREE_OBJECTS: &[u8] = b"objects";
+/// The journal of object changes, in the default tree: under `change/<commit>` (big-endian),
+/// the IDs of the object records that write changed (8 bytes each), or `*` when it changed
+/// all of them (re-initialisation). Written in the write's own transaction, the last
+/// [`JOURNAL_LEN`] kept: a process whose view is older reloads only the objects changed since,
+/// when the journal has every write in between; a gap (pruned, or written by a key4c from
+/// before the journal) means a full reload.
+const CHANGE_PREFIX: &[u8] = b"change/";
+const JOURNAL_LEN: u64 = 4096;
 /// Layout 1's audit log.
 const TREE_AUDIT: &[u8] = b"audit";
 /// The store's layout, recorded under `format`. 1: the audit log in the tree `audit`;
@@ -462,6 +470,15 @@ impl OpenStore {
         &self,
         body: impl Fn(&Trees) -> Result<R, TxError>,
     ) -> Result<R, StoreError> {
+        self.write_changes_durable(Changed::Nothing, body)
+    }
+
+    /// [`Self::write_durable`] of a write that changes object records, journaled with it.
+    fn write_changes_durable<R>(
+        &self,
+        changed: Changed<'_>,
+        body: impl Fn(&Trees) -> Result<R, TxError>,
+    ) -> Result<R, StoreError> {
         let (seq, out) = {
             let mut last = self.seq.lock();
             let seq = *last + 1;
@@ -475,6 +492,10 @@ impl OpenStore {
                 .transaction(|trees| {
                     let out = body(trees)?;
                     trees.0.insert(KEY_COMMIT, &record[..])?;
+                    trees.0.insert(&change_key(seq)[..], changed.encode())?;
+                    if seq > JOURNAL_LEN {
+                        trees.0.remove(&change_key(seq - JOURNAL_LEN)[..])?;
+                    }
                     Ok(out)
                 })
                 .map_err(|e: sled::transaction::TransactionError<()>| match e {
@@ -642,7 +663,7 @@ impl OpenStore {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| self.sled_error(e))?;
         let generation = self.new_generation()?;
-        self.write_durable(|(d, o)| {
+        self.write_changes_durable(Changed::All, |(d, o)| {
             for key in &keys {
                 o.remove(key)?;
             }
@@ -811,7 +832,7 @@ impl OpenStore {
     ) -> Result<(), StoreError> {
         let bytes = encode(record).map_err(|e| self.io(e))?;
         let generation = self.new_generation()?;
-        self.write_durable(|(d, o)| {
+        self.write_changes_durable(Changed::Objects(&[id]), |(d, o)| {
             o.insert(&id.to_be_bytes(), bytes.clone())?;
             d.insert(KEY_OBJECTS_GENERATION, &generation[..])?;
             Ok(())
@@ -828,8 +849,9 @@ impl OpenStore {
         for (id, record) in records {
             batch.insert(&id.to_be_bytes(), encode(record).map_err(|e| self.io(e))?);
         }
+        let ids: Vec<u64> = records.iter().map(|(id, _)| *id).collect();
         let generation = self.new_generation()?;
-        self.write_durable(|(d, o)| {
+        self.write_changes_durable(Changed::Objects(&ids), |(d, o)| {
             o.apply_batch(&batch)?;
             d.insert(KEY_OBJECTS_GENERATION, &generation[..])?;
             Ok(())
@@ -839,11 +861,59 @@ impl OpenStore {
     /// Deletes one object record durably.
     pub fn delete_object_durable(&self, id: u64) -> Result<(), StoreError> {
         let generation = self.new_generation()?;
-        self.write_durable(|(d, o)| {
+        self.write_changes_durable(Changed::Objects(&[id]), |(d, o)| {
             o.remove(&id.to_be_bytes())?;
             d.insert(KEY_OBJECTS_GENERATION, &generation[..])?;
             Ok(())
         })
+    }
+
+    /// The IDs of the object records changed by the writes after commit `since`, when the
+    /// journal has every one of them; `None`: reload everything.
+    pub fn changed_since(&self, since: u64) -> Result<Option<Vec<u64>>, StoreError> {
+        let now = self.seq();
+        if since >= now {
+            return Ok(Some(Vec::new()));
+        }
+        if now - since >= JOURNAL_LEN {
+            return Ok(None);
+        }
+        let mut ids = std::collections::BTreeSet::new();
+        let mut next = since + 1;
+        for entry in self
+            .db
+            .range(&change_key(since + 1)[..]..=&change_key(now)[..])
+        {
+            let (key, value) = entry.map_err(|e| self.sled_error(e))?;
+            let seq = key
+                .strip_prefix(CHANGE_PREFIX)
+                .and_then(|k| k.try_into().ok())
+                .map(u64::from_be_bytes);
+            if seq != Some(next) || value.as_ref() == b"*" || value.len() % 8 != 0 {
+                return Ok(None);
+            }
+            ids.extend(
+                value
+                    .chunks_exact(8)
+                    .map(|c| u64::from_be_bytes(c.try_into().unwrap_or_default())),
+            );
+            next += 1;
+        }
+        Ok((next == now + 1).then(|| ids.into_iter().collect()))
+    }
+
+    /// One object record, `None` when there is none under `id`.
+    pub fn object<T: serde::de::DeserializeOwned>(&self, id: u64) -> Result<Option<T>, StoreError> {
+        match self
+            .objects
+            .get(id.to_be_bytes())
+            .map_err(|e| self.sled_error(e))?
+        {
+            Some(bytes) => self
+                .decode(format!("object {id}").as_bytes(), &bytes)
+                .map(Some),
+            None => Ok(None),
+        }
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<sled::IVec>, StoreError> {
@@ -1220,6 +1290,28 @@ fn verify_on_copy(path: &Path, acknowledged: Option<u64>) -> Result<(), String> 
     }
 }
 
+/// What a durable write changed among the object records, for the journal.
+#[derive(Clone, Copy)]
+enum Changed<'a> {
+    Nothing,
+    Objects(&'a [u64]),
+    All,
+}
+
+impl Changed<'_> {
+    fn encode(self) -> Vec<u8> {
+        match self {
+            Changed::Nothing => Vec::new(),
+            Changed::Objects(ids) => ids.iter().flat_map(|id| id.to_be_bytes()).collect(),
+            Changed::All => b"*".to_vec(),
+        }
+    }
+}
+
+fn change_key(seq: u64) -> Vec<u8> {
+    [CHANGE_PREFIX, &seq.to_be_bytes()[..]].concat()
+}
+
 /// Copies sled's files (not the holder, commit, audit or cache files) from `from` to `to`.
 fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     for entry in std::fs::read_dir(from)? {
@@ -1248,6 +1340,46 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The journal names exactly the object records each write changed; a re-initialisation,
+    /// a gap, or a view older than the journal means a full reload (`None`).
+    #[test]
+    fn changed_since_names_the_objects_each_write_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = OpenStore::open(&dir.path().join("store"), &StoreOptions::default()).unwrap();
+        let start = store.seq();
+        store.put_object_durable(7, &1u64).unwrap();
+        store.put_objects_durable(&[(9, 1u64), (3, 1u64)]).unwrap();
+        let middle = store.seq();
+        store
+            .put_service_durable(&store.service().unwrap())
+            .unwrap();
+        store.delete_object_durable(7).unwrap();
+        assert_eq!(store.changed_since(start).unwrap(), Some(vec![3, 7, 9]));
+        assert_eq!(store.changed_since(middle).unwrap(), Some(vec![7]));
+        assert_eq!(store.changed_since(store.seq()).unwrap(), Some(vec![]));
+        assert_eq!(store.object::<u64>(9).unwrap(), Some(1));
+        assert_eq!(store.object::<u64>(7).unwrap(), None);
+        // A write that is not in the journal (a key4c from before it): everything.
+        store.db.remove(change_key(middle + 1)).unwrap();
+        assert_eq!(store.changed_since(start).unwrap(), None);
+        assert_eq!(store.changed_since(middle + 1).unwrap(), Some(vec![7]));
+        let before_reinit = store.seq();
+        let token = records::TokenRecord {
+            label: [b' '; 32],
+            created: "2026-12-03T00:00:00Z".into(),
+            so: Default::default(),
+            user: Default::default(),
+            so_unlock_request: None,
+            pin_retry_limit: Some(5),
+        };
+        store.reinit_token_durable(&token).unwrap();
+        assert_eq!(store.changed_since(before_reinit).unwrap(), None);
+        // Older than the journal keeps.
+        let now = store.seq();
+        *store.seq.lock() = now + JOURNAL_LEN;
+        assert_eq!(store.changed_since(now).unwrap(), None);
+    }
 
     /// A record that does not decode, early among many: the load stops with the error, and
     /// the reader (which has more batches than the channel holds) does not wait for ever.

@@ -183,10 +183,20 @@ impl Token {
             *self.service.lock() = service;
             state.record = record;
         }
-        self.reload_objects()?;
+        let since = self.store.synced();
+        let reloaded = match self.store.changed_since(since).map_err(store_error)? {
+            Some(ids) => {
+                self.reload_changed_objects(&ids)?;
+                format!("{} changed objects", ids.len())
+            }
+            None => {
+                self.reload_objects()?;
+                "every object".to_string()
+            }
+        };
         self.store.mark_synced(seq);
         log::debug!(
-            "store {}: reloaded at write #{seq} (other processes wrote to it)",
+            "store {}: reloaded at write #{seq} from #{since}, {reloaded} (other processes wrote to it)",
             self.store.path().display()
         );
         Ok(())

@@ -474,23 +474,60 @@ impl Token {
             .for_each_object(|id, record: ObjectRecord| stored.lock().push((id, record)))
             .map_err(|e| Error::DeviceError(e.to_string()))?;
         for (id, record) in stored.into_inner() {
-            match known.remove(&id) {
-                Some(old) if old.record() == record => {}
-                Some(old) => {
-                    // Unsealed key material stays valid while the sealed copy is the same.
-                    let slot = (old.secret.sealed == record.sealed).then(|| old.secret.clone());
-                    self.objects
-                        .replace(Arc::new(stored_object(old.handle, id, record, slot)));
-                }
-                None => {
-                    let handle = self.objects.new_handle();
-                    self.objects
-                        .insert(Arc::new(stored_object(handle, id, record, None)));
-                }
-            }
+            self.follow_store(known.remove(&id).as_ref(), id, Some(record));
         }
         for gone in known.into_values() {
             self.objects.remove(gone.handle);
+        }
+        Ok(())
+    }
+
+    /// Makes the object `known` (under store record `id`) what the store has: unchanged, the
+    /// same handle with the new record, a new handle for a new record, or gone.
+    fn follow_store(&self, known: Option<&Arc<Object>>, id: u64, stored: Option<ObjectRecord>) {
+        match (known, stored) {
+            (Some(old), Some(record)) if old.record() == record => {}
+            (Some(old), Some(record)) => {
+                // Unsealed key material stays valid while the sealed copy is the same.
+                let slot = (old.secret.sealed == record.sealed).then(|| old.secret.clone());
+                self.objects
+                    .replace(Arc::new(stored_object(old.handle, id, record, slot)));
+            }
+            (None, Some(record)) => {
+                let handle = self.objects.new_handle();
+                self.objects
+                    .insert(Arc::new(stored_object(handle, id, record, None)));
+            }
+            (Some(old), None) => {
+                self.objects.remove(old.handle);
+            }
+            (None, None) => {}
+        }
+    }
+
+    /// [`Token::reload_objects`] for the object records `ids` only (the store's journal of
+    /// what other processes changed): each is replaced, added or removed as the store has it.
+    pub(crate) fn reload_changed_objects(&self, ids: &[u64]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let wanted: std::collections::HashSet<u64> = ids.iter().copied().collect();
+        let known: HashMap<u64, Arc<Object>> = self
+            .objects
+            .all()
+            .into_iter()
+            .filter_map(|o| {
+                o.store_id
+                    .filter(|id| wanted.contains(id))
+                    .map(|id| (id, o))
+            })
+            .collect();
+        for &id in ids {
+            let stored: Option<ObjectRecord> = self
+                .store
+                .object(id)
+                .map_err(|e| Error::DeviceError(e.to_string()))?;
+            self.follow_store(known.get(&id), id, stored);
         }
         Ok(())
     }
