@@ -22,7 +22,31 @@ use pkcs11_sys::*;
 use crate::token::{Error, Result, Token};
 
 /// Declares an exported `C_*` entry point whose body returns `Result<()>`.
+///
+/// An entry point whose first argument is a CK_SESSION_HANDLE checks that session before
+/// anything else, so an invalid session is CKR_SESSION_HANDLE_INVALID whatever else is wrong
+/// with the call (a NULL pointer, an unknown mechanism or template attribute: PKCS#11 3.0 section 5.1
+/// leaves the order open, and the session is what every other check depends on). `unchecked`
+/// declares one that must answer the same whatever the session (one the token does not
+/// implement).
 macro_rules! cryptoki_fn {
+    (unchecked $(#[$meta:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
+        $(#[$meta])*
+        #[no_mangle]
+        pub unsafe extern "C" fn $name($($arg: $ty),*) -> CK_RV {
+            $crate::abi::entry(stringify!($name), move || -> $crate::token::Result<()> { $body })
+        }
+    };
+    ($(#[$meta:meta])* fn $name:ident($session:ident: CK_SESSION_HANDLE $(, $arg:ident: $ty:ty)* $(,)?) $body:block) => {
+        $(#[$meta])*
+        #[no_mangle]
+        pub unsafe extern "C" fn $name($session: CK_SESSION_HANDLE $(, $arg: $ty)*) -> CK_RV {
+            $crate::abi::entry(stringify!($name), move || -> $crate::token::Result<()> {
+                $crate::abi::token()?.session($session)?;
+                $body
+            })
+        }
+    };
     ($(#[$meta:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
         $(#[$meta])*
         #[no_mangle]
