@@ -195,6 +195,27 @@ unsafe fn template<'a>(
         .collect()
 }
 
+/// An operation call (C_Sign, C_DigestUpdate, C_EncryptFinal, ...) after its session was
+/// checked: its pointers are checked in `body`, and CKR_ARGUMENTS_BAD from them ends the
+/// session's operation `operation` (CKF_SIGN, CKF_DIGEST, ...), as every error of these calls
+/// does but CKR_BUFFER_TOO_SMALL (PKCS#11 3.0 section 5.2 and the descriptions of C_Encrypt,
+/// C_EncryptUpdate, C_EncryptFinal, C_Decrypt..., C_Digest..., C_Sign..., C_Verify...: "a call
+/// ... which results in an error terminates the current ... operation").
+fn in_operation(
+    token: &Token,
+    session: CK_SESSION_HANDLE,
+    operation: CK_FLAGS,
+    body: impl FnOnce() -> Result<()>,
+) -> Result<()> {
+    match body() {
+        Err(Error::ArgumentsBad) => {
+            token.session_cancel(session, operation)?;
+            Err(Error::ArgumentsBad)
+        }
+        other => other,
+    }
+}
+
 /// The output protocol of C_Sign, C_Encrypt, C_Digest, ...: a NULL buffer asks for the
 /// length; `*len` always comes back as the length produced or needed.
 unsafe fn produce(
