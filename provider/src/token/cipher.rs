@@ -15,9 +15,28 @@ use super::Token;
 use crate::crypto::aes::{self, AesKey, CbcDecryptor, CbcEncryptor, GcmParams};
 use crate::crypto::error::CryptoError;
 
+/// The most a multi-part AES-GCM operation gathers until C_EncryptFinal / C_DecryptFinal:
+/// 16 MiB of plaintext (a decryption also takes the tag). The tag covers the whole message,
+/// so nothing can be handed out before the end; past this, the update is refused
+/// (CKR_DATA_LEN_RANGE encrypting, CKR_ENCRYPTED_DATA_LEN_RANGE decrypting) and the operation
+/// ends, its buffer freed. Single-part C_Encrypt / C_Decrypt are not concerned: the caller's
+/// own buffer holds the input.
+pub const MAX_MULTI_PART_GCM: usize = 16 << 20;
+
+/// Appends `part` to what a multi-part operation gathered, unless that would pass `limit`
+/// bytes: then `error`, and nothing is copied.
+fn gather(buffer: &mut Vec<u8>, part: &[u8], limit: usize, error: Error) -> Result<()> {
+    if part.len() > limit.saturating_sub(buffer.len()) {
+        return Err(error);
+    }
+    buffer.extend_from_slice(part);
+    Ok(())
+}
+
 /// How a cipher operation proceeds.
 pub enum CipherState {
-    /// AES-GCM: the whole input is gathered; the output comes at the end (the tag covers it all).
+    /// AES-GCM: the input is gathered (up to [`MAX_MULTI_PART_GCM`]); the output comes at the
+    /// end (the tag covers it all).
     Gcm {
         /// The key.
         key: AesKey,
@@ -292,11 +311,22 @@ impl Token {
         }
         let result = match &mut op.state {
             CipherState::OneShot => Err(Error::FunctionNotSupported),
-            CipherState::Gcm { input, .. } => {
+            CipherState::Gcm { input, params, .. } => {
+                let (limit, error) = if decrypt {
+                    (
+                        MAX_MULTI_PART_GCM + params.tag_bits / 8,
+                        Error::EncryptedDataLenRange,
+                    )
+                } else {
+                    (MAX_MULTI_PART_GCM, Error::DataLenRange)
+                };
                 if out.is_some() {
-                    input.extend_from_slice(part);
+                    gather(input, part, limit, error).map(|()| 0)
+                } else if part.len() > limit.saturating_sub(input.len()) {
+                    Err(error)
+                } else {
+                    Ok(0)
                 }
-                Ok(0)
             }
             CipherState::CbcEncrypt(enc) => {
                 let len = enc.update_output_len(part.len());
@@ -356,10 +386,12 @@ impl Token {
             let result: Result<Zeroizing<Vec<u8>>> = match &mut op.state {
                 CipherState::OneShot => Err(Error::FunctionNotSupported),
                 CipherState::Gcm { key, params, input } => {
+                    // The gathered input goes (zeroized) once the result is computed.
+                    let input = std::mem::take(input);
                     if decrypt {
-                        aes::gcm_decrypt(key, params, input).map_err(Error::from)
+                        aes::gcm_decrypt(key, params, &input).map_err(Error::from)
                     } else {
-                        aes::gcm_encrypt(key, params, input)
+                        aes::gcm_encrypt(key, params, &input)
                             .map(Zeroizing::new)
                             .map_err(Error::from)
                     }
