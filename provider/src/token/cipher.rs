@@ -5,7 +5,7 @@ use std::sync::Arc;
 use pkcs11_sys::*;
 use zeroize::Zeroizing;
 
-use super::attributes::Value;
+use super::attributes::{RawAttribute, Value};
 use super::error::{Error, Result};
 use super::keys::{self, KeyMaterial, SecretKey};
 use super::mechanisms::Mechanism;
@@ -508,7 +508,7 @@ impl Token {
         mechanism: Mechanism,
         unwrapping: CK_OBJECT_HANDLE,
         wrapped: &[u8],
-        raw: &[(CK_ATTRIBUTE_TYPE, &[u8])],
+        raw: &[RawAttribute],
     ) -> Result<CK_OBJECT_HANDLE> {
         let session = self.session(handle)?;
         let (unwrapper, unwrapping_key) = self
