@@ -467,6 +467,16 @@ impl Token {
         if target.flag(CKA_WRAP_WITH_TRUSTED) && !wrapper.flag(CKA_TRUSTED) {
             return Err(Error::KeyNotWrappable);
         }
+        // The wrapping key's CKA_WRAP_TEMPLATE: only keys with every attribute it names, of
+        // the same value, may be wrapped with it.
+        if let Some(Value::Template(wanted)) = wrapper.attrs.get(&CKA_WRAP_TEMPLATE) {
+            let matches = wanted
+                .iter()
+                .all(|(ty, v)| target.attrs.get(&(*ty as CK_ATTRIBUTE_TYPE)) == Some(v));
+            if !matches {
+                return Err(Error::KeyNotWrappable);
+            }
+        }
         let value = match &*self.key_of(&target)? {
             KeyMaterial::Secret(k) => k.bytes.clone(),
             _ => return Err(Error::KeyNotWrappable),
@@ -538,6 +548,18 @@ impl Token {
             return Err(Error::UnwrappingKeyTypeInconsistent);
         }
         let mut template = decode_template(raw)?;
+        // The unwrapping key's CKA_UNWRAP_TEMPLATE: every key unwrapped with it has these
+        // attributes; the caller's template may repeat them, not contradict them.
+        if let Some(Value::Template(imposed)) = unwrapper.attrs.get(&CKA_UNWRAP_TEMPLATE) {
+            for (ty, value) in imposed {
+                let ty = *ty as CK_ATTRIBUTE_TYPE;
+                match template.iter().find(|(t, _)| *t == ty) {
+                    Some((_, given)) if given != value => return Err(Error::TemplateInconsistent),
+                    Some(_) => {}
+                    None => template.push((ty, value.clone())),
+                }
+            }
+        }
         if !template.iter().any(|(t, _)| *t == CKA_CLASS) {
             template.push((CKA_CLASS, Value::Ulong(CKO_SECRET_KEY as u64)));
         }
