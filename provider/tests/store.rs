@@ -263,7 +263,8 @@ fn layout_1_audit_log_moves_to_its_file_once() {
             ["login User CKR_PIN_INCORRECT"]
         );
         let db = sled::open(store_dir()).unwrap();
-        assert_eq!(&db.get(b"format").unwrap().unwrap()[..], &[2u8, 2][..]);
+        // Record format 3 holding layout 2.
+        assert_eq!(&db.get(b"format").unwrap().unwrap()[..], &[3u8, 2][..]);
         assert!(!db.tree_names().iter().any(|n| &n[..] == b"audit"));
     });
 }

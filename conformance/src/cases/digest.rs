@@ -349,5 +349,65 @@ pub fn cases() -> Vec<Case> {
             )
         },
     );
+    r.add(
+        "DIG-020",
+        "5.2 / 5.10 C_DigestUpdate",
+        "CKR_ARGUMENTS_BAD (NULL pPart) ends the operation, as every error but \
+         CKR_BUFFER_TOO_SMALL does",
+        "CKR_ARGUMENTS_BAD; CKR_OPERATION_NOT_INITIALIZED on C_DigestFinal; C_DigestInit CKR_OK",
+        |ctx| {
+            ctx.need_mech(CKM_SHA256)?;
+            let h = ctx.open(false)?;
+            setup("C_DigestInit", digest_init_rv(ctx, h, CKM_SHA256))?;
+            rv(
+                "C_DigestUpdate(NULL, 16)",
+                p11!(ctx.m, C_DigestUpdate(h, std::ptr::null_mut(), 16)),
+                CKR_ARGUMENTS_BAD,
+            )?;
+            let mut out = [0u8; 32];
+            let mut len: CK_ULONG = 32;
+            rv(
+                "C_DigestFinal after it",
+                p11!(ctx.m, C_DigestFinal(h, out.as_mut_ptr(), &mut len)),
+                CKR_OPERATION_NOT_INITIALIZED,
+            )?;
+            rv(
+                "C_DigestInit again",
+                digest_init_rv(ctx, h, CKM_SHA256),
+                CKR_OK,
+            )
+        },
+    );
+    r.add(
+        "DIG-021",
+        "5.1 / 5.10 C_DigestInit",
+        "a closed session with an unknown mechanism: the session is checked first",
+        "CKR_SESSION_HANDLE_INVALID",
+        |ctx| {
+            let h = ctx.open(false)?;
+            setup("C_CloseSession", ctx.close(h))?;
+            rv(
+                "C_DigestInit(closed, CKM_VENDOR_DEFINED | 0x1234)",
+                digest_init_rv(ctx, h, CKM_VENDOR_DEFINED | 0x1234),
+                CKR_SESSION_HANDLE_INVALID,
+            )
+        },
+    );
+    r.add(
+        "DIG-022",
+        "5.1 / 5.10 C_DigestInit / CKM_SHA256",
+        "CKM_SHA256 (which takes no parameter) with a 16-byte parameter",
+        "CKR_MECHANISM_PARAM_INVALID",
+        |ctx| {
+            ctx.need_mech(CKM_SHA256)?;
+            let h = ctx.open(false)?;
+            let mut m = Mech::bytes(CKM_SHA256, &[0x5a; 16]).raw();
+            rv(
+                "C_DigestInit(CKM_SHA256, 16 bytes)",
+                p11!(ctx.m, C_DigestInit(h, &mut m)),
+                CKR_MECHANISM_PARAM_INVALID,
+            )
+        },
+    );
     r.done()
 }

@@ -1029,4 +1029,26 @@ fn more(r: &mut Reg) {
             }
             ensure(bad.is_empty(), || bad.join("; "))
         });
+    r.add(
+        "KEY-039",
+        "5.1 / 5.14 C_GenerateKey",
+        "a closed session with an unknown mechanism: the session is checked first",
+        "CKR_SESSION_HANDLE_INVALID",
+        |ctx| {
+            let h = ctx.open(true)?;
+            setup("C_CloseSession", ctx.close(h))?;
+            let mut m = Mech::new(CKM_VENDOR_DEFINED | 0x1234).raw();
+            let mut t = aes_template(16);
+            let mut a = t.attrs();
+            let mut k: CK_OBJECT_HANDLE = 0;
+            rv(
+                "C_GenerateKey(closed, CKM_VENDOR_DEFINED | 0x1234)",
+                p11!(
+                    ctx.m,
+                    C_GenerateKey(h, &mut m, a.as_mut_ptr(), a.len() as CK_ULONG, &mut k)
+                ),
+                CKR_SESSION_HANDLE_INVALID,
+            )
+        },
+    );
 }

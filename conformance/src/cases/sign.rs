@@ -1005,6 +1005,47 @@ pub fn cases() -> Vec<Case> {
         },
     );
     more(&mut r);
+    r.add(
+        "SIG-053",
+        "5.2 / 5.12 C_Sign / CKM_SHA256_HMAC",
+        "CKR_ARGUMENTS_BAD (NULL pulSignatureLen) ends the operation, as every error but \
+         CKR_BUFFER_TOO_SMALL does",
+        "CKR_ARGUMENTS_BAD; CKR_OPERATION_NOT_INITIALIZED on the next C_Sign",
+        |ctx| {
+            ctx.need_mech(CKM_SHA256_HMAC)?;
+            let h = ctx.user_session()?;
+            let k = super::hmac_key(ctx, h, &[0x0b; 32])?;
+            setup(
+                "C_SignInit",
+                sign_init_rv(ctx, h, &mut Mech::new(CKM_SHA256_HMAC), k),
+            )?;
+            let mut data = *b"conformance";
+            let mut out = [0u8; 32];
+            rv(
+                "C_Sign(.., NULL)",
+                p11!(
+                    ctx.m,
+                    C_Sign(
+                        h,
+                        data.as_mut_ptr(),
+                        11,
+                        out.as_mut_ptr(),
+                        std::ptr::null_mut()
+                    )
+                ),
+                CKR_ARGUMENTS_BAD,
+            )?;
+            let mut len: CK_ULONG = 32;
+            rv(
+                "C_Sign after it",
+                p11!(
+                    ctx.m,
+                    C_Sign(h, data.as_mut_ptr(), 11, out.as_mut_ptr(), &mut len)
+                ),
+                CKR_OPERATION_NOT_INITIALIZED,
+            )
+        },
+    );
     r.done()
 }
 

@@ -3,7 +3,7 @@
 use pkcs11_sys::*;
 
 use super::mechanism::mechanism;
-use super::{input, output, produce, template, token};
+use super::{in_operation, input, output, produce, template, token};
 use crate::token::Error;
 
 cryptoki_fn! {
@@ -18,8 +18,10 @@ cryptoki_fn! {
     /// Encrypts in one call.
     fn C_Encrypt(hSession: CK_SESSION_HANDLE, pData: CK_BYTE_PTR, ulDataLen: CK_ULONG, pEncryptedData: CK_BYTE_PTR, pulEncryptedDataLen: CK_ULONG_PTR) {
         let token = token()?;
-        let data = input(pData, ulDataLen)?;
-        produce(pEncryptedData, pulEncryptedDataLen, |out| token.cipher(hSession, data, out, false))
+        in_operation(&token, hSession, CKF_ENCRYPT, || {
+            let data = input(pData, ulDataLen)?;
+            produce(pEncryptedData, pulEncryptedDataLen, |out| token.cipher(hSession, data, out, false))
+        })
     }
 }
 
@@ -27,8 +29,10 @@ cryptoki_fn! {
     /// Encrypts one more part.
     fn C_EncryptUpdate(hSession: CK_SESSION_HANDLE, pPart: CK_BYTE_PTR, ulPartLen: CK_ULONG, pEncryptedPart: CK_BYTE_PTR, pulEncryptedPartLen: CK_ULONG_PTR) {
         let token = token()?;
-        let part = input(pPart, ulPartLen)?;
-        produce(pEncryptedPart, pulEncryptedPartLen, |out| token.cipher_update(hSession, part, out, false))
+        in_operation(&token, hSession, CKF_ENCRYPT, || {
+            let part = input(pPart, ulPartLen)?;
+            produce(pEncryptedPart, pulEncryptedPartLen, |out| token.cipher_update(hSession, part, out, false))
+        })
     }
 }
 
@@ -36,7 +40,9 @@ cryptoki_fn! {
     /// Finishes a multi-part encryption.
     fn C_EncryptFinal(hSession: CK_SESSION_HANDLE, pLastEncryptedPart: CK_BYTE_PTR, pulLastEncryptedPartLen: CK_ULONG_PTR) {
         let token = token()?;
-        produce(pLastEncryptedPart, pulLastEncryptedPartLen, |out| token.cipher_final(hSession, out, false))
+        in_operation(&token, hSession, CKF_ENCRYPT, || {
+            produce(pLastEncryptedPart, pulLastEncryptedPartLen, |out| token.cipher_final(hSession, out, false))
+        })
     }
 }
 
@@ -52,8 +58,10 @@ cryptoki_fn! {
     /// Decrypts in one call.
     fn C_Decrypt(hSession: CK_SESSION_HANDLE, pEncryptedData: CK_BYTE_PTR, ulEncryptedDataLen: CK_ULONG, pData: CK_BYTE_PTR, pulDataLen: CK_ULONG_PTR) {
         let token = token()?;
-        let data = input(pEncryptedData, ulEncryptedDataLen)?;
-        produce(pData, pulDataLen, |out| token.cipher(hSession, data, out, true))
+        in_operation(&token, hSession, CKF_DECRYPT, || {
+            let data = input(pEncryptedData, ulEncryptedDataLen)?;
+            produce(pData, pulDataLen, |out| token.cipher(hSession, data, out, true))
+        })
     }
 }
 
@@ -61,8 +69,10 @@ cryptoki_fn! {
     /// Decrypts one more part.
     fn C_DecryptUpdate(hSession: CK_SESSION_HANDLE, pEncryptedPart: CK_BYTE_PTR, ulEncryptedPartLen: CK_ULONG, pPart: CK_BYTE_PTR, pulPartLen: CK_ULONG_PTR) {
         let token = token()?;
-        let part = input(pEncryptedPart, ulEncryptedPartLen)?;
-        produce(pPart, pulPartLen, |out| token.cipher_update(hSession, part, out, true))
+        in_operation(&token, hSession, CKF_DECRYPT, || {
+            let part = input(pEncryptedPart, ulEncryptedPartLen)?;
+            produce(pPart, pulPartLen, |out| token.cipher_update(hSession, part, out, true))
+        })
     }
 }
 
@@ -70,7 +80,9 @@ cryptoki_fn! {
     /// Finishes a multi-part decryption.
     fn C_DecryptFinal(hSession: CK_SESSION_HANDLE, pLastPart: CK_BYTE_PTR, pulLastPartLen: CK_ULONG_PTR) {
         let token = token()?;
-        produce(pLastPart, pulLastPartLen, |out| token.cipher_final(hSession, out, true))
+        in_operation(&token, hSession, CKF_DECRYPT, || {
+            produce(pLastPart, pulLastPartLen, |out| token.cipher_final(hSession, out, true))
+        })
     }
 }
 

@@ -6,7 +6,7 @@ use super::input;
 use crate::crypto::digest::HashAlg;
 use crate::crypto::eddsa::EddsaParams;
 use crate::crypto::rsa::{OaepParams, PssParams};
-use crate::token::mechanisms::{hash_of_mechanism, hash_of_mgf, Mechanism};
+use crate::token::mechanisms::{hash_of_mechanism, hash_of_mgf, takes_parameter, Mechanism};
 use crate::token::{Error, Result};
 
 /// The parameter as a `T`, which it must be exactly the size of.
@@ -17,12 +17,23 @@ unsafe fn param<T: Copy>(m: &CK_MECHANISM) -> Result<T> {
     Ok((m.pParameter as *const T).read_unaligned())
 }
 
-/// Decodes a caller's mechanism. Mechanisms without parameters ignore any given.
+/// Decodes a caller's mechanism. A mechanism that takes no parameter refuses one
+/// (CKR_MECHANISM_PARAM_INVALID for any `ulParameterLen` but 0, PKCS#11 3.0 section 5.1:
+/// "invalid parameters were supplied to the mechanism"); its `pParameter` is then not read.
 pub unsafe fn mechanism(ptr: CK_MECHANISM_PTR) -> Result<Mechanism> {
     if ptr.is_null() {
         return Err(Error::ArgumentsBad);
     }
     let m = ptr.read_unaligned();
+    let decoded = decode(&m)?;
+    if !takes_parameter(m.mechanism) && m.ulParameterLen != 0 {
+        return Err(Error::MechanismParamInvalid);
+    }
+    Ok(decoded)
+}
+
+unsafe fn decode(m: &CK_MECHANISM) -> Result<Mechanism> {
+    let m = *m;
     let hmac = |hash: HashAlg| Mechanism::Hmac {
         hash,
         len: hash.output_len(),

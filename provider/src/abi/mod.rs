@@ -19,10 +19,35 @@ use arc_swap::ArcSwapOption;
 use parking_lot::Mutex;
 use pkcs11_sys::*;
 
+use crate::token::attributes::{self, RawAttribute, RawLen, RawValue};
 use crate::token::{Error, Result, Token};
 
 /// Declares an exported `C_*` entry point whose body returns `Result<()>`.
+///
+/// An entry point whose first argument is a CK_SESSION_HANDLE checks that session before
+/// anything else, so an invalid session is CKR_SESSION_HANDLE_INVALID whatever else is wrong
+/// with the call (a NULL pointer, an unknown mechanism or template attribute: PKCS#11 3.0 section 5.1
+/// leaves the order open, and the session is what every other check depends on). `unchecked`
+/// declares one that must answer the same whatever the session (one the token does not
+/// implement).
 macro_rules! cryptoki_fn {
+    (unchecked $(#[$meta:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
+        $(#[$meta])*
+        #[no_mangle]
+        pub unsafe extern "C" fn $name($($arg: $ty),*) -> CK_RV {
+            $crate::abi::entry(stringify!($name), move || -> $crate::token::Result<()> { $body })
+        }
+    };
+    ($(#[$meta:meta])* fn $name:ident($session:ident: CK_SESSION_HANDLE $(, $arg:ident: $ty:ty)* $(,)?) $body:block) => {
+        $(#[$meta])*
+        #[no_mangle]
+        pub unsafe extern "C" fn $name($session: CK_SESSION_HANDLE $(, $arg: $ty)*) -> CK_RV {
+            $crate::abi::entry(stringify!($name), move || -> $crate::token::Result<()> {
+                $crate::abi::token()?.session($session)?;
+                $body
+            })
+        }
+    };
     ($(#[$meta:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
         $(#[$meta])*
         #[no_mangle]
@@ -153,22 +178,64 @@ unsafe fn output_list<T: Copy>(list: *mut T, count: *mut CK_ULONG, items: &[T]) 
 /// The most attributes one template may have: far beyond any real use, and a bound on work.
 const MAX_TEMPLATE: CK_ULONG = 4096;
 
-/// A caller's CK_ATTRIBUTE array as (type, value) pairs.
-unsafe fn template<'a>(
+/// A caller's CK_ATTRIBUTE array as (type, value) pairs. Every attribute's declared length is
+/// checked against the attribute policy ([`attributes::raw_len`]: a CK_BBOOL is 1 byte, a byte
+/// array at most 1 MiB, ...) before a byte of its value is read, so a template that declares
+/// 4 GiB over a 3-byte buffer is CKR_ATTRIBUTE_VALUE_INVALID, never a read past the buffer.
+/// The value of an attribute the token does not know is not read at all. The elements of an
+/// attribute array (CKA_WRAP_TEMPLATE, ...) are read the same way, one level deep.
+unsafe fn template<'a>(ptr: CK_ATTRIBUTE_PTR, count: CK_ULONG) -> Result<Vec<RawAttribute<'a>>> {
+    attribute_array(ptr, count, false)
+}
+
+unsafe fn attribute_array<'a>(
     ptr: CK_ATTRIBUTE_PTR,
     count: CK_ULONG,
-) -> Result<Vec<(CK_ATTRIBUTE_TYPE, &'a [u8])>> {
+    nested: bool,
+) -> Result<Vec<RawAttribute<'a>>> {
     if count == 0 {
         return Ok(Vec::new());
     }
     if ptr.is_null() || count > MAX_TEMPLATE {
         return Err(Error::ArgumentsBad);
     }
-    let attrs = std::slice::from_raw_parts(ptr, count as usize);
-    attrs
-        .iter()
-        .map(|a| Ok((a.type_, input(a.pValue as *const u8, a.ulValueLen)?)))
+    (0..count as usize)
+        .map(|i| {
+            // (An attribute array's elements lie in a caller's byte buffer: maybe unaligned.)
+            let a = ptr.add(i).read_unaligned();
+            let value = match attributes::raw_len(a.type_, a.ulValueLen as u64, nested)? {
+                RawLen::Unread => RawValue::Bytes(&[]),
+                RawLen::Bytes(n) => RawValue::Bytes(input(a.pValue as *const u8, n as CK_ULONG)?),
+                RawLen::Array(n) => RawValue::Array(attribute_array(
+                    a.pValue as CK_ATTRIBUTE_PTR,
+                    n as CK_ULONG,
+                    true,
+                )?),
+            };
+            Ok((a.type_, value))
+        })
         .collect()
+}
+
+/// An operation call (C_Sign, C_DigestUpdate, C_EncryptFinal, ...) after its session was
+/// checked: its pointers are checked in `body`, and CKR_ARGUMENTS_BAD from them ends the
+/// session's operation `operation` (CKF_SIGN, CKF_DIGEST, ...), as every error of these calls
+/// does but CKR_BUFFER_TOO_SMALL (PKCS#11 3.0 section 5.2 and the descriptions of C_Encrypt,
+/// C_EncryptUpdate, C_EncryptFinal, C_Decrypt..., C_Digest..., C_Sign..., C_Verify...: "a call
+/// ... which results in an error terminates the current ... operation").
+fn in_operation(
+    token: &Token,
+    session: CK_SESSION_HANDLE,
+    operation: CK_FLAGS,
+    body: impl FnOnce() -> Result<()>,
+) -> Result<()> {
+    match body() {
+        Err(Error::ArgumentsBad) => {
+            token.session_cancel(session, operation)?;
+            Err(Error::ArgumentsBad)
+        }
+        other => other,
+    }
 }
 
 /// The output protocol of C_Sign, C_Encrypt, C_Digest, ...: a NULL buffer asks for the

@@ -57,6 +57,8 @@ cryptoki_fn! {
 cryptoki_fn! {
     /// Reads attributes. Every attribute of the template is processed; when several fail,
     /// CKR_ATTRIBUTE_SENSITIVE wins over CKR_ATTRIBUTE_TYPE_INVALID over CKR_BUFFER_TOO_SMALL.
+    /// An attribute array (CKA_WRAP_TEMPLATE, ...) is `n * sizeof(CK_ATTRIBUTE)` long and is
+    /// handed out element by element ([`fill_array`]).
     fn C_GetAttributeValue(hSession: CK_SESSION_HANDLE, hObject: CK_OBJECT_HANDLE, pTemplate: CK_ATTRIBUTE_PTR, ulCount: CK_ULONG) {
         let token = token()?;
         if pTemplate.is_null() && ulCount != 0 {
@@ -80,6 +82,20 @@ cryptoki_fn! {
                         attr.ulValueLen = v.len() as CK_ULONG;
                     }
                 }
+                AttributeRead::Array(elements) => {
+                    let need = elements.len() * std::mem::size_of::<CK_ATTRIBUTE>();
+                    if attr.pValue.is_null() {
+                        attr.ulValueLen = need as CK_ULONG;
+                    } else if (attr.ulValueLen as usize) < need {
+                        attr.ulValueLen = CK_UNAVAILABLE_INFORMATION;
+                        small = true;
+                    } else {
+                        let (too_small, unknown) = fill_array(attr.pValue as CK_ATTRIBUTE_PTR, &elements);
+                        attr.ulValueLen = need as CK_ULONG;
+                        small |= too_small;
+                        invalid |= unknown;
+                    }
+                }
                 AttributeRead::Sensitive => {
                     attr.ulValueLen = CK_UNAVAILABLE_INFORMATION;
                     sensitive = true;
@@ -100,6 +116,52 @@ cryptoki_fn! {
             Ok(())
         }
     }
+}
+
+/// Hands out an attribute array (CKF_ARRAY_ATTRIBUTE) into the caller's CK_ATTRIBUTEs, one per
+/// element (PKCS#11 3.0 section 5.7, C_GetAttributeValue, the note on attribute arrays). When
+/// every element's pValue is NULL, the caller asks what the array holds: each element gets the
+/// type and length of one attribute, in the token's order. Otherwise each element is read as
+/// an attribute of its own: its type looked up in the array (absent: CK_UNAVAILABLE_INFORMATION
+/// and CKR_ATTRIBUTE_TYPE_INVALID), a NULL pValue gets the length, a short one
+/// CK_UNAVAILABLE_INFORMATION and CKR_BUFFER_TOO_SMALL. Returns (too small, type invalid).
+unsafe fn fill_array(
+    ptr: CK_ATTRIBUTE_PTR,
+    elements: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)],
+) -> (bool, bool) {
+    let (mut small, mut invalid) = (false, false);
+    // (The array lies in a caller's byte buffer: maybe unaligned.)
+    let mut slots: Vec<CK_ATTRIBUTE> = (0..elements.len())
+        .map(|i| ptr.add(i).read_unaligned())
+        .collect();
+    if slots.iter().all(|a| a.pValue.is_null()) {
+        for (slot, (ty, v)) in slots.iter_mut().zip(elements) {
+            slot.type_ = *ty;
+            slot.ulValueLen = v.len() as CK_ULONG;
+        }
+    } else {
+        for slot in slots.iter_mut() {
+            match elements.iter().find(|(ty, _)| *ty == slot.type_) {
+                None => {
+                    slot.ulValueLen = CK_UNAVAILABLE_INFORMATION;
+                    invalid = true;
+                }
+                Some((_, v)) if slot.pValue.is_null() => slot.ulValueLen = v.len() as CK_ULONG,
+                Some((_, v)) if (slot.ulValueLen as usize) < v.len() => {
+                    slot.ulValueLen = CK_UNAVAILABLE_INFORMATION;
+                    small = true;
+                }
+                Some((_, v)) => {
+                    std::ptr::copy_nonoverlapping(v.as_ptr(), slot.pValue as *mut u8, v.len());
+                    slot.ulValueLen = v.len() as CK_ULONG;
+                }
+            }
+        }
+    }
+    for (i, slot) in slots.into_iter().enumerate() {
+        ptr.add(i).write_unaligned(slot);
+    }
+    (small, invalid)
 }
 
 cryptoki_fn! {

@@ -3,7 +3,7 @@
 use pkcs11_sys::*;
 
 use super::mechanism::mechanism;
-use super::{input, produce, token};
+use super::{in_operation, input, produce, token};
 use crate::token::Error;
 
 cryptoki_fn! {
@@ -18,8 +18,10 @@ cryptoki_fn! {
     /// Signs in one call.
     fn C_Sign(hSession: CK_SESSION_HANDLE, pData: CK_BYTE_PTR, ulDataLen: CK_ULONG, pSignature: CK_BYTE_PTR, pulSignatureLen: CK_ULONG_PTR) {
         let token = token()?;
-        let data = input(pData, ulDataLen)?;
-        produce(pSignature, pulSignatureLen, |out| token.sign(hSession, data, out))
+        in_operation(&token, hSession, CKF_SIGN, || {
+            let data = input(pData, ulDataLen)?;
+            produce(pSignature, pulSignatureLen, |out| token.sign(hSession, data, out))
+        })
     }
 }
 
@@ -27,7 +29,9 @@ cryptoki_fn! {
     /// Adds data to a multi-part signature.
     fn C_SignUpdate(hSession: CK_SESSION_HANDLE, pPart: CK_BYTE_PTR, ulPartLen: CK_ULONG) {
         let token = token()?;
-        token.sign_update(hSession, input(pPart, ulPartLen)?, false)
+        in_operation(&token, hSession, CKF_SIGN, || {
+            token.sign_update(hSession, input(pPart, ulPartLen)?, false)
+        })
     }
 }
 
@@ -35,7 +39,9 @@ cryptoki_fn! {
     /// Finishes a multi-part signature.
     fn C_SignFinal(hSession: CK_SESSION_HANDLE, pSignature: CK_BYTE_PTR, pulSignatureLen: CK_ULONG_PTR) {
         let token = token()?;
-        produce(pSignature, pulSignatureLen, |out| token.sign_final(hSession, out))
+        in_operation(&token, hSession, CKF_SIGN, || {
+            produce(pSignature, pulSignatureLen, |out| token.sign_final(hSession, out))
+        })
     }
 }
 
@@ -51,7 +57,9 @@ cryptoki_fn! {
     /// Verifies in one call.
     fn C_Verify(hSession: CK_SESSION_HANDLE, pData: CK_BYTE_PTR, ulDataLen: CK_ULONG, pSignature: CK_BYTE_PTR, ulSignatureLen: CK_ULONG) {
         let token = token()?;
-        token.verify(hSession, input(pData, ulDataLen)?, input(pSignature, ulSignatureLen)?)
+        in_operation(&token, hSession, CKF_VERIFY, || {
+            token.verify(hSession, input(pData, ulDataLen)?, input(pSignature, ulSignatureLen)?)
+        })
     }
 }
 
@@ -59,7 +67,9 @@ cryptoki_fn! {
     /// Adds data to a multi-part verification.
     fn C_VerifyUpdate(hSession: CK_SESSION_HANDLE, pPart: CK_BYTE_PTR, ulPartLen: CK_ULONG) {
         let token = token()?;
-        token.sign_update(hSession, input(pPart, ulPartLen)?, true)
+        in_operation(&token, hSession, CKF_VERIFY, || {
+            token.sign_update(hSession, input(pPart, ulPartLen)?, true)
+        })
     }
 }
 
@@ -67,7 +77,9 @@ cryptoki_fn! {
     /// Finishes a multi-part verification.
     fn C_VerifyFinal(hSession: CK_SESSION_HANDLE, pSignature: CK_BYTE_PTR, ulSignatureLen: CK_ULONG) {
         let token = token()?;
-        token.verify_final(hSession, input(pSignature, ulSignatureLen)?)
+        in_operation(&token, hSession, CKF_VERIFY, || {
+            token.verify_final(hSession, input(pSignature, ulSignatureLen)?)
+        })
     }
 }
 
@@ -83,8 +95,10 @@ cryptoki_fn! {
     /// Digests in one call.
     fn C_Digest(hSession: CK_SESSION_HANDLE, pData: CK_BYTE_PTR, ulDataLen: CK_ULONG, pDigest: CK_BYTE_PTR, pulDigestLen: CK_ULONG_PTR) {
         let token = token()?;
-        let data = input(pData, ulDataLen)?;
-        produce(pDigest, pulDigestLen, |out| token.digest(hSession, data, out))
+        in_operation(&token, hSession, CKF_DIGEST, || {
+            let data = input(pData, ulDataLen)?;
+            produce(pDigest, pulDigestLen, |out| token.digest(hSession, data, out))
+        })
     }
 }
 
@@ -92,7 +106,9 @@ cryptoki_fn! {
     /// Adds data to a multi-part digest.
     fn C_DigestUpdate(hSession: CK_SESSION_HANDLE, pPart: CK_BYTE_PTR, ulPartLen: CK_ULONG) {
         let token = token()?;
-        token.digest_update(hSession, input(pPart, ulPartLen)?)
+        in_operation(&token, hSession, CKF_DIGEST, || {
+            token.digest_update(hSession, input(pPart, ulPartLen)?)
+        })
     }
 }
 
@@ -107,7 +123,9 @@ cryptoki_fn! {
     /// Finishes a multi-part digest.
     fn C_DigestFinal(hSession: CK_SESSION_HANDLE, pDigest: CK_BYTE_PTR, pulDigestLen: CK_ULONG_PTR) {
         let token = token()?;
-        produce(pDigest, pulDigestLen, |out| token.digest_final(hSession, out))
+        in_operation(&token, hSession, CKF_DIGEST, || {
+            produce(pDigest, pulDigestLen, |out| token.digest_final(hSession, out))
+        })
     }
 }
 

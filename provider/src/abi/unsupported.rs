@@ -10,7 +10,9 @@ macro_rules! not_supported {
     ($($name:ident($($arg:ident: $ty:ty),* $(,)?);)*) => {
         $(
             cryptoki_fn! {
-                /// Not supported by this token: CKR_FUNCTION_NOT_SUPPORTED.
+                unchecked
+                /// Not supported by this token: CKR_FUNCTION_NOT_SUPPORTED, whatever the
+                /// arguments (the session included).
                 fn $name($($arg: $ty),*) {
                     let _ = ($($arg,)*);
                     Err(Error::FunctionNotSupported)

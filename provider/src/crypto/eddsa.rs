@@ -1,8 +1,15 @@
-//! Ed25519 (CKK_EC_EDWARDS, CKM_EC_EDWARDS_KEY_PAIR_GEN, CKM_EDDSA), pure Ed25519 only.
+//! Ed25519 (CKK_EC_EDWARDS, CKM_EC_EDWARDS_KEY_PAIR_GEN, CKM_EDDSA) in its three RFC 8032
+//! variants, chosen as the PKCS#11 3.0 mechanisms specification (section 2.3.14, CKM_EDDSA)
+//! says: no parameter is Ed25519; CK_EDDSA_PARAMS select Ed25519ctx (`phFlag` false) or
+//! Ed25519ph (`phFlag` true), with the context they carry (at most 255 bytes, RFC 8032
+//! section 5.1). Ed25519ctx needs a non-empty context (RFC 8032: "SHOULD NOT be empty"; aws-lc
+//! refuses an empty one): parameters with `phFlag` false and no context are
+//! `MechanismParamInvalid`, never taken for plain Ed25519. Ed25519ph hashes the message with
+//! SHA-512 itself (the input is the message).
 //!
-//! Ed25519ph and Ed25519ctx are not offered by aws-lc-rs: CKM_EDDSA parameters asking for
-//! pre-hashing (`phFlag` true) or carrying a context are refused with `MechanismParamInvalid`.
-//! Parameters with `phFlag` false and no context mean plain Ed25519, as with no parameters.
+//! Plain Ed25519 goes through aws-lc-rs; aws-lc-rs does not wrap Ed25519ctx and Ed25519ph, so
+//! they are called in aws-lc itself (`ED25519ctx_sign`, `ED25519ph_sign`, ... through
+//! aws-lc-sys, the same library build): the only foreign calls of this layer.
 
 use aws_lc_rs::signature::{self, Ed25519KeyPair, KeyPair, ParsedPublicKey};
 use zeroize::Zeroizing;
@@ -66,13 +73,44 @@ pub struct EddsaParams {
     pub context: Vec<u8>,
 }
 
-/// Checks CKM_EDDSA parameters: none, or pure Ed25519 ones.
+/// The longest context RFC 8032 allows (its length is one octet of dom2).
+pub const MAX_CONTEXT_LEN: usize = 255;
+
+/// The RFC 8032 variant CKM_EDDSA parameters select.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Variant<'a> {
+    /// Ed25519 (no parameters).
+    Pure,
+    /// Ed25519ctx with this (non-empty) context.
+    Ctx(&'a [u8]),
+    /// Ed25519ph with this (maybe empty) context.
+    Ph(&'a [u8]),
+}
+
+/// Checks CKM_EDDSA parameters: none (Ed25519), `phFlag` false with a context of 1 to 255
+/// bytes (Ed25519ctx), `phFlag` true with one of at most 255 (Ed25519ph).
 pub fn check_eddsa_params(params: Option<&EddsaParams>) -> CryptoResult<()> {
+    variant(params).map(|_| ())
+}
+
+fn variant(params: Option<&EddsaParams>) -> CryptoResult<Variant<'_>> {
     match params {
-        Some(p) if p.prehash || !p.context.is_empty() => Err(CryptoError::MechanismParamInvalid),
-        _ => Ok(()),
+        None => Ok(Variant::Pure),
+        Some(p) if p.context.len() > MAX_CONTEXT_LEN => Err(CryptoError::MechanismParamInvalid),
+        Some(p) if p.prehash => Ok(Variant::Ph(&p.context)),
+        Some(p) if p.context.is_empty() => Err(CryptoError::MechanismParamInvalid),
+        Some(p) => Ok(Variant::Ctx(&p.context)),
     }
 }
+
+/// aws-lc's `ED25519ctx_sign` / `ED25519ph_sign`: (signature, message, its length, private
+/// key, context, its length) → 1 on success.
+type AwsLcSign =
+    unsafe extern "C" fn(*mut u8, *const u8, usize, *const u8, *const u8, usize) -> i32;
+/// aws-lc's `ED25519ctx_verify` / `ED25519ph_verify`: (message, its length, signature, public
+/// key, context, its length) → 1 when the signature verifies.
+type AwsLcVerify =
+    unsafe extern "C" fn(*const u8, usize, *const u8, *const u8, *const u8, usize) -> i32;
 
 /// An Ed25519 private key. The seed is kept (zeroized on drop) for CKA_VALUE export.
 pub struct Ed25519PrivateKey {
@@ -130,13 +168,44 @@ impl Ed25519PrivateKey {
         Ed25519PublicKey::from_point(&self.public_key_bytes())
     }
 
-    /// CKM_EDDSA signing (64 bytes). See [`check_eddsa_params`].
+    /// CKM_EDDSA signing (64 bytes): Ed25519, Ed25519ctx or Ed25519ph as `params` say (see
+    /// [`check_eddsa_params`]).
     pub fn sign(
         &self,
         params: Option<&EddsaParams>,
         msg: &[u8],
     ) -> CryptoResult<[u8; ED25519_SIG_LEN]> {
-        check_eddsa_params(params)?;
+        let (sign, context): (AwsLcSign, &[u8]) = match variant(params)? {
+            Variant::Pure => return self.sign_pure(msg),
+            Variant::Ctx(c) => (aws_lc_sys::ED25519ctx_sign, c),
+            Variant::Ph(c) => (aws_lc_sys::ED25519ph_sign, c),
+        };
+        // aws-lc's private key: the seed, then the public key.
+        let mut private = Zeroizing::new([0u8; 2 * ED25519_KEY_LEN]);
+        private[..ED25519_KEY_LEN].copy_from_slice(&self.seed[..]);
+        private[ED25519_KEY_LEN..].copy_from_slice(&self.public_key_bytes());
+        let mut out = [0u8; ED25519_SIG_LEN];
+        // SAFETY: `out` has room for the 64-byte signature, `private` is the 64-byte private
+        // key, and each of `msg` and `context` is a valid buffer of the length passed with it.
+        let ok = unsafe {
+            sign(
+                out.as_mut_ptr(),
+                msg.as_ptr(),
+                msg.len(),
+                private.as_ptr(),
+                context.as_ptr(),
+                context.len(),
+            )
+        };
+        if ok != 1 {
+            return Err(CryptoError::Internal(
+                "Ed25519ctx / Ed25519ph signing failed",
+            ));
+        }
+        Ok(out)
+    }
+
+    fn sign_pure(&self, msg: &[u8]) -> CryptoResult<[u8; ED25519_SIG_LEN]> {
         let sig = self
             .key_pair
             .try_sign(msg)
@@ -195,21 +264,45 @@ impl Ed25519PublicKey {
         der::spki(&der::tlv(der::TAG_SEQUENCE, ED25519_OID_DER), &self.raw)
     }
 
-    /// CKM_EDDSA verification: `SignatureLenRange` unless 64 bytes, `SignatureInvalid` if it
-    /// does not verify.
+    /// CKM_EDDSA verification (Ed25519, Ed25519ctx or Ed25519ph as `params` say):
+    /// `SignatureLenRange` unless 64 bytes, `SignatureInvalid` if it does not verify.
     pub fn verify(
         &self,
         params: Option<&EddsaParams>,
         msg: &[u8],
         signature: &[u8],
     ) -> CryptoResult<()> {
-        check_eddsa_params(params)?;
+        let variant = variant(params)?;
         if signature.len() != ED25519_SIG_LEN {
             return Err(CryptoError::SignatureLenRange);
         }
-        self.parsed
-            .verify_sig(msg, signature)
-            .map_err(|_| CryptoError::SignatureInvalid)
+        let (verify, context): (AwsLcVerify, &[u8]) = match variant {
+            Variant::Pure => {
+                return self
+                    .parsed
+                    .verify_sig(msg, signature)
+                    .map_err(|_| CryptoError::SignatureInvalid)
+            }
+            Variant::Ctx(c) => (aws_lc_sys::ED25519ctx_verify, c),
+            Variant::Ph(c) => (aws_lc_sys::ED25519ph_verify, c),
+        };
+        // SAFETY: `signature` is 64 bytes and the public key 32, as aws-lc reads them; `msg`
+        // and `context` are valid buffers of the lengths passed with them.
+        let ok = unsafe {
+            verify(
+                msg.as_ptr(),
+                msg.len(),
+                signature.as_ptr(),
+                self.raw.as_ptr(),
+                context.as_ptr(),
+                context.len(),
+            )
+        };
+        if ok == 1 {
+            Ok(())
+        } else {
+            Err(CryptoError::SignatureInvalid)
+        }
     }
 }
 
@@ -305,29 +398,120 @@ mod tests {
         // Seed round trip.
         let k2 = Ed25519PrivateKey::from_seed(&k.seed()[..]).unwrap();
         assert_eq!(k2.public_key_bytes(), raw);
-        // Parameters.
-        let sig = k.sign(Some(&EddsaParams::default()), b"m").unwrap();
-        b.verify(None, b"m", &sig).unwrap();
+        // Parameters: phFlag false with no context is Ed25519ctx without its context,
+        // refused, never plain Ed25519; a context longer than 255 bytes neither.
+        assert_eq!(
+            k.sign(Some(&EddsaParams::default()), b"m").unwrap_err(),
+            CryptoError::MechanismParamInvalid
+        );
+        let sig = k.sign(None, b"m").unwrap();
+        assert_eq!(
+            b.verify(Some(&EddsaParams::default()), b"m", &sig),
+            Err(CryptoError::MechanismParamInvalid)
+        );
+        for prehash in [false, true] {
+            let long = EddsaParams {
+                prehash,
+                context: vec![7; MAX_CONTEXT_LEN + 1],
+            };
+            assert_eq!(
+                k.sign(Some(&long), b"m").unwrap_err(),
+                CryptoError::MechanismParamInvalid
+            );
+            let longest = EddsaParams {
+                prehash,
+                context: vec![7; MAX_CONTEXT_LEN],
+            };
+            let sig = k.sign(Some(&longest), b"m").unwrap();
+            b.verify(Some(&longest), b"m", &sig).unwrap();
+        }
+    }
+
+    /// RFC 8032 section 7.2 (Ed25519ctx, its four tests) and 7.3 (Ed25519ph, "abc", no
+    /// context): exact signatures, each verified, and refused under another variant.
+    #[test]
+    fn rfc8032_ed25519ctx_and_ed25519ph() {
+        let ctx = |c: &str| EddsaParams {
+            prehash: false,
+            context: hex(c),
+        };
         let ph = EddsaParams {
             prehash: true,
             context: Vec::new(),
         };
-        let ctx = EddsaParams {
-            prehash: false,
-            context: b"ctx".to_vec(),
-        };
-        assert_eq!(
-            k.sign(Some(&ph), b"m").unwrap_err(),
-            CryptoError::MechanismParamInvalid
-        );
-        assert_eq!(
-            k.sign(Some(&ctx), b"m").unwrap_err(),
-            CryptoError::MechanismParamInvalid
-        );
-        assert_eq!(
-            b.verify(Some(&ctx), b"m", &sig),
-            Err(CryptoError::MechanismParamInvalid)
-        );
+        let k1 = "0305334e381af78f141cb666f6199f57bc3495335a256a95bd2a55bf546663f6";
+        let k2 = "ab9c2853ce297ddab85c993b3ae14bcad39b2c682beabc27d6d4eb20711d6560";
+        let cases = [
+            (
+                k1,
+                "dfc9425e4f968f7f0c29f0259cf5f9aed6851c2bb4ad8bfb860cfee0ab248292",
+                "f726936d19c800494e3fdaff20b276a8",
+                ctx("666f6f"),
+                "55a4cc2f70a54e04288c5f4cd1e45a7bb520b36292911876cada7323198dd87a\
+                 8b36950b95130022907a7fb7c4e9b2d5f6cca685a587b4b21f4b888e4e7edb0d",
+            ),
+            (
+                k1,
+                "dfc9425e4f968f7f0c29f0259cf5f9aed6851c2bb4ad8bfb860cfee0ab248292",
+                "f726936d19c800494e3fdaff20b276a8",
+                ctx("626172"),
+                "fc60d5872fc46b3aa69f8b5b4351d5808f92bcc044606db097abab6dbcb1aee3\
+                 216c48e8b3b66431b5b186d1d28f8ee15a5ca2df6668346291c2043d4eb3e90d",
+            ),
+            (
+                k1,
+                "dfc9425e4f968f7f0c29f0259cf5f9aed6851c2bb4ad8bfb860cfee0ab248292",
+                "508e9e6882b979fea900f62adceaca35",
+                ctx("666f6f"),
+                "8b70c1cc8310e1de20ac53ce28ae6e7207f33c3295e03bb5c0732a1d20dc6490\
+                 8922a8b052cf99b7c4fe107a5abb5b2c4085ae75890d02df26269d8945f84b0b",
+            ),
+            (
+                k2,
+                "0f1d1274943b91415889152e893d80e93275a1fc0b65fd71b4b0dda10ad7d772",
+                "f726936d19c800494e3fdaff20b276a8",
+                ctx("666f6f"),
+                "21655b5f1aa965996b3f97b3c849eafba922a0a62992f73b3d1b73106a84ad85\
+                 e9b86a7b6005ea868337ff2d20a7f5fbd4cd10b0be49a68da2b2e0dc0ad8960f",
+            ),
+            (
+                "833fe62409237b9d62ec77587520911e9a759cec1d19755b7da901b96dca3d42",
+                "ec172b93ad5e563bf4932c70e1245034c35467ef2efd4d64ebf819683467e2bf",
+                "616263",
+                ph.clone(),
+                "98a70222f0b8121aa9d30f813d683f809e462b469c7ff87639499bb94e6dae41\
+                 31f85042463c2a355a2003d062adf5aaa10b8c61e636062aaad11c2a26083406",
+            ),
+        ];
+        for (seed, public, msg, params, want) in cases {
+            let k = Ed25519PrivateKey::from_seed(&hex(seed)).unwrap();
+            assert_eq!(k.public_key_bytes().to_vec(), hex(public));
+            let msg = hex(msg);
+            let sig = k.sign(Some(&params), &msg).unwrap();
+            assert_eq!(sig.to_vec(), hex(want), "{params:?}");
+            let p = k.public_key().unwrap();
+            p.verify(Some(&params), &msg, &sig).unwrap();
+            let mut bad = sig;
+            bad[5] ^= 1;
+            assert_eq!(
+                p.verify(Some(&params), &msg, &bad),
+                Err(CryptoError::SignatureInvalid)
+            );
+            // The same signature is no signature of another variant.
+            assert_eq!(
+                p.verify(None, &msg, &sig),
+                Err(CryptoError::SignatureInvalid)
+            );
+            let other = if params.prehash {
+                ctx("666f6f")
+            } else {
+                ph.clone()
+            };
+            assert_eq!(
+                p.verify(Some(&other), &msg, &sig),
+                Err(CryptoError::SignatureInvalid)
+            );
+        }
     }
 
     #[test]

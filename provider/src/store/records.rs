@@ -6,7 +6,11 @@
 //!
 //! Formats: 1, the first; 2 added the token's own retry limit at the end of [`TokenRecord`]
 //! (every other body is unchanged, so a format-1 record of any other kind decodes as it is,
-//! and a format-1 token record through [`decode_token`]).
+//! and a format-1 token record through [`decode_token`]); 3 added a last kind of attribute
+//! value, the attribute array (`Value::Template`: CKA_WRAP_TEMPLATE, CKA_UNWRAP_TEMPLATE,
+//! CKA_DERIVE_TEMPLATE), to object records. No body of format 1 or 2 changed meaning (none
+//! holds an attribute array), so they decode as they are; a key4c of format 2 refuses the
+//! records of this one as newer rather than taking an attribute array for damage.
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -14,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::crypto::master_key::WrappedMasterKey;
 
 /// The format version this build writes and the newest it reads.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// The retry limits a token may have (spec section 3: 1..=15).
 pub const PIN_RETRY_LIMITS: std::ops::RangeInclusive<u32> = 1..=15;
@@ -198,11 +202,12 @@ mod tests {
             locked: true,
         };
         let bytes = encode(&rec).unwrap();
-        // version 2, Option None, varint 300 = ac 02, true.
-        assert_eq!(bytes, vec![2, 0, 0xac, 0x02, 1]);
+        // version 3, Option None, varint 300 = ac 02, true.
+        assert_eq!(bytes, vec![3, 0, 0xac, 0x02, 1]);
         assert_eq!(decode::<PinRecord>(&bytes).unwrap(), rec);
-        // Its body is format 1's: a record of format 1 decodes the same.
+        // Its body is format 1's and 2's: records of those formats decode the same.
         assert_eq!(decode::<PinRecord>(&[1, 0, 0xac, 0x02, 1]).unwrap(), rec);
+        assert_eq!(decode::<PinRecord>(&[2, 0, 0xac, 0x02, 1]).unwrap(), rec);
     }
 
     /// A token record of this format, byte for byte, and the same token as format 1 wrote it.
@@ -260,8 +265,10 @@ mod tests {
     fn token_record_bytes_of_format_2_and_format_1() {
         let rec = token(Some(7));
         let bytes = encode(&rec).unwrap();
-        assert_eq!(bytes, token_bytes(2, Some(7)));
+        assert_eq!(bytes, token_bytes(3, Some(7)));
         assert_eq!(decode_token(&bytes).unwrap(), rec);
+        // Format 3 left the token record as format 2 wrote it.
+        assert_eq!(decode_token(&token_bytes(2, Some(7))).unwrap(), rec);
         // What key4c wrote before the token kept its limit: no limit, decoded as `None`.
         let old = token_bytes(1, None);
         assert_eq!(decode_token(&old).unwrap(), token(None));
@@ -280,15 +287,15 @@ mod tests {
             Err(DecodeError::Corrupt(_))
         ));
         let mut newer = bytes.clone();
-        newer[0] = 3;
-        assert_eq!(decode_token(&newer), Err(DecodeError::Newer(3)));
+        newer[0] = 4;
+        assert_eq!(decode_token(&newer), Err(DecodeError::Newer(4)));
     }
 
     #[test]
     fn newer_truncated_and_trailing_are_refused() {
         let mut bytes = encode(&PinRecord::default()).unwrap();
-        bytes[0] = 3;
-        assert_eq!(decode::<PinRecord>(&bytes), Err(DecodeError::Newer(3)));
+        bytes[0] = 4;
+        assert_eq!(decode::<PinRecord>(&bytes), Err(DecodeError::Newer(4)));
         assert!(matches!(
             decode::<PinRecord>(&[2, 0]),
             Err(DecodeError::Corrupt(_))
@@ -331,8 +338,8 @@ mod tests {
         };
         // Attributes as a count and (type, value) pairs in type order; byte strings as a length
         // and the bytes: what stores written before the attributes became a map hold. The
-        // body is format 1's; only the version in front is 2.
-        let mut expected = vec![2, 2, 1, 3, 3];
+        // body is format 1's; only the version in front is 3.
+        let mut expected = vec![3, 2, 1, 3, 3];
         expected.extend([0x01, 0, 1]);
         expected.extend([0x03, 2, 2, b'a', b'b']);
         expected.extend([0x90, 0x04, 3, 1, 0xc1, 0x20]);
@@ -342,8 +349,10 @@ mod tests {
         let bytes = encode(&rec).unwrap();
         assert_eq!(bytes, expected);
         assert_eq!(decode::<ObjectRecord>(&bytes).unwrap(), rec);
-        expected[0] = 1;
-        assert_eq!(decode::<ObjectRecord>(&expected).unwrap(), rec);
+        for older in [1, 2] {
+            expected[0] = older;
+            assert_eq!(decode::<ObjectRecord>(&expected).unwrap(), rec);
+        }
         // Pairs out of order or repeated (no writer made them, a damaged store could) still
         // decode; of a repeated type the last value stays, as inserting them in turn would.
         let mut unordered = vec![1, 2, 1, 3, 3];
@@ -359,5 +368,32 @@ mod tests {
                 (&0x03, &Value::Bytes(b"ab".to_vec()))
             ]
         );
+    }
+
+    #[test]
+    fn object_record_with_an_attribute_array() {
+        use crate::token::attributes::Value;
+        use crate::token::object::ObjectRecord;
+        // CKA_UNWRAP_TEMPLATE (0x40000212) holding CKA_EXTRACTABLE (0x162) = false.
+        let rec = ObjectRecord {
+            class: 4,
+            key_type: Some(0x1f),
+            attrs: [(
+                0x4000_0212,
+                Value::Template(vec![(0x162, Value::Bool(false))]),
+            )]
+            .into_iter()
+            .collect(),
+            sealed: None,
+        };
+        // Version 3; class, Some(key type); one attribute: its type, the fifth kind of value
+        // (4), one element: CKA_EXTRACTABLE, a bool (0), false; no sealed material.
+        let mut expected = vec![3, 4, 1, 0x1f, 1];
+        expected.extend([0x92, 0x84, 0x80, 0x80, 0x04]);
+        expected.extend([4, 1, 0xe2, 0x02, 0, 0]);
+        expected.push(0);
+        let bytes = encode(&rec).unwrap();
+        assert_eq!(bytes, expected);
+        assert_eq!(decode::<ObjectRecord>(&bytes).unwrap(), rec);
     }
 }

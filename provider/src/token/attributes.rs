@@ -1,6 +1,7 @@
 //! The attribute policy, kept as data: for every attribute the token knows, its value type,
 //! the object classes and key types it belongs to, and the rules of the PKCS#11 3.0 tables
-//! (required when created or generated, set by the token, sensitive, modifiable).
+//! (required when created or generated, set by the token, sensitive, modifiable), and how long
+//! a caller's value of it may be ([`raw_len`]), checked before a byte of it is read.
 
 use pkcs11_sys::*;
 use serde::{Deserialize, Serialize};
@@ -19,6 +20,11 @@ pub enum Value {
     Bytes(#[serde(with = "serde_bytes")] Vec<u8>),
     /// CK_MECHANISM_TYPE array (CKA_ALLOWED_MECHANISMS).
     Ulongs(Vec<u64>),
+    /// An attribute array (CKF_ARRAY_ATTRIBUTE: CKA_WRAP_TEMPLATE, CKA_UNWRAP_TEMPLATE,
+    /// CKA_DERIVE_TEMPLATE): the attributes it holds, by type, none of them an array itself.
+    /// (Added after the first stores: records holding one are of format 3, see
+    /// `store::records`.)
+    Template(Vec<(u64, Value)>),
 }
 
 impl Value {
@@ -32,6 +38,9 @@ impl Value {
                 .iter()
                 .flat_map(|x| (*x as CK_ULONG).to_ne_bytes())
                 .collect(),
+            // An attribute array has no encoding of its own in one buffer: C_GetAttributeValue
+            // hands it out element by element (`objects::AttributeRead::Array`).
+            Value::Template(_) => Vec::new(),
         }
     }
 
@@ -43,6 +52,10 @@ impl Value {
             Value::Ulong(_) => UL,
             Value::Bytes(b) => b.len(),
             Value::Ulongs(v) => v.len() * UL,
+            Value::Template(t) => {
+                t.len() * std::mem::size_of::<CK_ATTRIBUTE>()
+                    + t.iter().map(|(_, v)| v.encoded_len()).sum::<usize>()
+            }
         }
     }
 
@@ -69,6 +82,90 @@ impl Value {
             _ => None,
         }
     }
+
+    /// The attributes of an attribute array, if this is one.
+    pub fn as_template(&self) -> Option<&[(u64, Value)]> {
+        match self {
+            Value::Template(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
+/// A caller's attribute value as the ABI layer read it, before the policy decodes it: the
+/// bytes, or for an attribute array the attributes it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RawValue<'a> {
+    /// The value's bytes.
+    Bytes(&'a [u8]),
+    /// The elements of an attribute array (CKF_ARRAY_ATTRIBUTE), each read as its own kind.
+    Array(Vec<RawAttribute<'a>>),
+}
+
+/// One attribute of a caller's template: its type and raw value.
+pub type RawAttribute<'a> = (CK_ATTRIBUTE_TYPE, RawValue<'a>);
+
+/// The longest byte-array value a template may give (CKA_VALUE of a data object or a
+/// certificate, a modulus, ...): 1 MiB. A longer one is CKR_ATTRIBUTE_VALUE_INVALID, refused
+/// before it is read.
+pub const MAX_VALUE_LEN: usize = 1 << 20;
+/// The longest name a template may give (CKA_LABEL, CKA_ID, CKA_APPLICATION, CKA_OBJECT_ID,
+/// CKA_URL): 4 KiB. Names are copied into the find index; no real name comes near this.
+pub const MAX_NAME_LEN: usize = 4096;
+/// Attributes whose values are names, capped at [`MAX_NAME_LEN`].
+const NAMES: [CK_ATTRIBUTE_TYPE; 5] = [CKA_LABEL, CKA_ID, CKA_APPLICATION, CKA_OBJECT_ID, CKA_URL];
+/// The most mechanisms a CKA_ALLOWED_MECHANISMS may list.
+pub const MAX_MECHANISMS: usize = 1024;
+/// The most attributes an attribute array (CKA_WRAP_TEMPLATE, ...) may hold.
+pub const MAX_ARRAY_ATTRIBUTES: usize = 64;
+
+/// What the ABI layer may read of a caller's attribute value, decided from its declared
+/// length before a byte of it is read ([`raw_len`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RawLen {
+    /// An attribute the token does not know: its value is never read (no object has it).
+    Unread,
+    /// Read this many bytes.
+    Bytes(usize),
+    /// An attribute array of this many CK_ATTRIBUTEs, each checked the same way.
+    Array(usize),
+}
+
+/// Checks the length a caller declares for an attribute of type `ty` (`nested`: inside an
+/// attribute array) before its value is read: a CK_BBOOL must be 1 byte, a CK_ULONG
+/// `sizeof(CK_ULONG)`, a date 0 or 8, a mechanism list a whole number of CK_ULONGs up to
+/// [`MAX_MECHANISMS`], a name up to [`MAX_NAME_LEN`], any other byte array up to
+/// [`MAX_VALUE_LEN`], an attribute array a whole number of CK_ATTRIBUTEs up to
+/// [`MAX_ARRAY_ATTRIBUTES`], and never inside another. Anything else is
+/// CKR_ATTRIBUTE_VALUE_INVALID (PKCS#11 3.0 section 5.1: "an invalid value was specified for
+/// a particular attribute in a template"; CKR_TEMPLATE_INCONSISTENT is for attributes that
+/// conflict with each other, not for one that is malformed).
+pub fn raw_len(ty: CK_ATTRIBUTE_TYPE, len: u64, nested: bool) -> Result<RawLen> {
+    const UL: u64 = std::mem::size_of::<CK_ULONG>() as u64;
+    const ATTR: u64 = std::mem::size_of::<CK_ATTRIBUTE>() as u64;
+    let Some(kind) = kind_of(ty) else {
+        return Ok(RawLen::Unread);
+    };
+    let ok = match kind {
+        Kind::Bool => len == 1,
+        Kind::Ulong => len == UL,
+        Kind::Date => len == 0 || len == 8,
+        Kind::Ulongs => len % UL == 0 && len / UL <= MAX_MECHANISMS as u64,
+        Kind::Bytes if NAMES.contains(&ty) => len <= MAX_NAME_LEN as u64,
+        Kind::Bytes => len <= MAX_VALUE_LEN as u64,
+        Kind::Template => {
+            return if !nested && len % ATTR == 0 && len / ATTR <= MAX_ARRAY_ATTRIBUTES as u64 {
+                Ok(RawLen::Array((len / ATTR) as usize))
+            } else {
+                Err(Error::AttributeValueInvalid)
+            };
+        }
+    };
+    if ok {
+        Ok(RawLen::Bytes(len as usize))
+    } else {
+        Err(Error::AttributeValueInvalid)
+    }
 }
 
 /// How an attribute's value is encoded.
@@ -84,12 +181,37 @@ pub enum Kind {
     Date,
     /// Array of CK_MECHANISM_TYPE.
     Ulongs,
+    /// Array of CK_ATTRIBUTE (CKF_ARRAY_ATTRIBUTE).
+    Template,
 }
 
 impl Kind {
-    /// Decodes a caller's raw value.
-    pub fn decode(self, raw: &[u8]) -> Result<Value> {
+    /// Decodes a caller's raw value. The elements of an attribute array are decoded each as
+    /// its own kind, sorted by type; an unknown one is CKR_ATTRIBUTE_TYPE_INVALID, one given
+    /// twice CKR_TEMPLATE_INCONSISTENT, an array inside CKR_ATTRIBUTE_VALUE_INVALID.
+    pub fn decode(self, raw: &RawValue) -> Result<Value> {
         const UL: usize = std::mem::size_of::<CK_ULONG>();
+        let raw = match (self, raw) {
+            (Kind::Template, RawValue::Array(elements)) => {
+                let mut out: Vec<(u64, Value)> = Vec::with_capacity(elements.len());
+                for (ty, value) in elements {
+                    let kind = kind_of(*ty).ok_or(Error::AttributeTypeInvalid)?;
+                    if kind == Kind::Template {
+                        return Err(Error::AttributeValueInvalid);
+                    }
+                    if out.iter().any(|(t, _)| *t == *ty as u64) {
+                        return Err(Error::TemplateInconsistent);
+                    }
+                    out.push((*ty as u64, kind.decode(value)?));
+                }
+                out.sort_by_key(|(t, _)| *t);
+                return Ok(Value::Template(out));
+            }
+            (Kind::Template, RawValue::Bytes(_)) | (_, RawValue::Array(_)) => {
+                return Err(Error::AttributeValueInvalid)
+            }
+            (_, RawValue::Bytes(raw)) => *raw,
+        };
         match self {
             Kind::Bool if raw.len() == 1 => Ok(Value::Bool(raw[0] != 0)),
             Kind::Ulong if raw.len() == UL => {
@@ -305,6 +427,12 @@ pub const RULES: &[Rule] = &[
         MODIFIABLE | COPY_MODIFIABLE,
     ),
     rule(CKA_ALWAYS_AUTHENTICATE, Bool, PrivateKey, 0),
+    // Attribute arrays: what a key wraps (its wrap template: the attributes a key must have to
+    // be wrapped with it), unwraps (its unwrap template: the attributes every key unwrapped
+    // with it gets) and derives. Fixed once the key exists (no footnote 8 in the tables).
+    rule(CKA_WRAP_TEMPLATE, Template, PublicOrSecretKey, 0),
+    rule(CKA_UNWRAP_TEMPLATE, Template, PrivateOrSecretKey, 0),
+    rule(CKA_DERIVE_TEMPLATE, Template, PrivateOrSecretKey, 0),
     // RSA.
     rule(CKA_MODULUS, Bytes, Rsa, REQUIRED_CREATE | NO_GENERATE),
     rule(CKA_MODULUS_BITS, Ulong, Rsa, REQUIRED_GENERATE),
@@ -458,21 +586,125 @@ mod tests {
 
     #[test]
     fn decode_checks_lengths() {
-        assert_eq!(Kind::Bool.decode(&[1]), Ok(Value::Bool(true)));
+        let b = |v: &'static [u8]| RawValue::Bytes(v);
+        assert_eq!(Kind::Bool.decode(&b(&[1])), Ok(Value::Bool(true)));
         assert_eq!(
-            Kind::Bool.decode(&[1, 0]),
+            Kind::Bool.decode(&b(&[1, 0])),
             Err(Error::AttributeValueInvalid)
         );
-        assert_eq!(Kind::Ulong.decode(&7u64.to_ne_bytes()), Ok(Value::Ulong(7)));
-        assert_eq!(Kind::Ulong.decode(&[7]), Err(Error::AttributeValueInvalid));
+        let seven = 7u64.to_ne_bytes();
         assert_eq!(
-            Kind::Date.decode(b"20261126"),
+            Kind::Ulong.decode(&RawValue::Bytes(&seven)),
+            Ok(Value::Ulong(7))
+        );
+        assert_eq!(
+            Kind::Ulong.decode(&b(&[7])),
+            Err(Error::AttributeValueInvalid)
+        );
+        assert_eq!(
+            Kind::Date.decode(&b(b"20261126")),
             Ok(Value::Bytes(b"20261126".to_vec()))
         );
         assert_eq!(
-            Kind::Date.decode(b"2026-11-"),
+            Kind::Date.decode(&b(b"2026-11-")),
             Err(Error::AttributeValueInvalid)
         );
         assert_eq!(Value::Ulongs(vec![1, 2]).encode().len(), 16);
+    }
+
+    #[test]
+    fn raw_lengths_are_capped_per_kind() {
+        const UL: u64 = std::mem::size_of::<CK_ULONG>() as u64;
+        const ATTR: u64 = std::mem::size_of::<CK_ATTRIBUTE>() as u64;
+        let bad = Err(Error::AttributeValueInvalid);
+        assert_eq!(raw_len(CKA_TOKEN, 1, false), Ok(RawLen::Bytes(1)));
+        assert_eq!(raw_len(CKA_TOKEN, 0, false), bad);
+        assert_eq!(
+            raw_len(CKA_CLASS, UL, false),
+            Ok(RawLen::Bytes(UL as usize))
+        );
+        assert_eq!(raw_len(CKA_CLASS, 4 << 30, false), bad);
+        assert_eq!(raw_len(CKA_START_DATE, 0, false), Ok(RawLen::Bytes(0)));
+        assert_eq!(raw_len(CKA_START_DATE, 9, false), bad);
+        assert_eq!(
+            raw_len(CKA_VALUE, MAX_VALUE_LEN as u64, false),
+            Ok(RawLen::Bytes(MAX_VALUE_LEN))
+        );
+        assert_eq!(raw_len(CKA_VALUE, MAX_VALUE_LEN as u64 + 1, false), bad);
+        assert_eq!(
+            raw_len(CKA_LABEL, MAX_NAME_LEN as u64, false),
+            Ok(RawLen::Bytes(MAX_NAME_LEN))
+        );
+        assert_eq!(raw_len(CKA_LABEL, MAX_NAME_LEN as u64 + 1, false), bad);
+        for huge in [4 << 30, u32::MAX as u64, u64::MAX, i64::MAX as u64 + 1] {
+            assert_eq!(raw_len(CKA_VALUE, huge, false), bad);
+            assert_eq!(raw_len(CKA_LABEL, huge, true), bad);
+            assert_eq!(raw_len(CKA_ALLOWED_MECHANISMS, huge, false), bad);
+            assert_eq!(raw_len(CKA_WRAP_TEMPLATE, huge, false), bad);
+            // An attribute the token does not know is never read, whatever it declares.
+            assert_eq!(raw_len(0x7fff_0000, huge, false), Ok(RawLen::Unread));
+        }
+        assert_eq!(
+            raw_len(CKA_ALLOWED_MECHANISMS, UL * MAX_MECHANISMS as u64, false),
+            Ok(RawLen::Bytes(UL as usize * MAX_MECHANISMS))
+        );
+        assert_eq!(raw_len(CKA_ALLOWED_MECHANISMS, UL + 1, false), bad);
+        assert_eq!(
+            raw_len(CKA_WRAP_TEMPLATE, 2 * ATTR, false),
+            Ok(RawLen::Array(2))
+        );
+        assert_eq!(raw_len(CKA_WRAP_TEMPLATE, 2 * ATTR, true), bad);
+        assert_eq!(raw_len(CKA_UNWRAP_TEMPLATE, ATTR + 1, false), bad);
+        assert_eq!(
+            raw_len(
+                CKA_DERIVE_TEMPLATE,
+                (MAX_ARRAY_ATTRIBUTES as u64 + 1) * ATTR,
+                false
+            ),
+            bad
+        );
+    }
+
+    #[test]
+    fn attribute_arrays_decode_sorted_flat_and_unique() {
+        let t = 1u8;
+        let class = (CKO_SECRET_KEY as CK_ULONG).to_ne_bytes();
+        let raw = RawValue::Array(vec![
+            (CKA_SENSITIVE, RawValue::Bytes(std::slice::from_ref(&t))),
+            (CKA_CLASS, RawValue::Bytes(&class)),
+        ]);
+        assert_eq!(
+            Kind::Template.decode(&raw),
+            Ok(Value::Template(vec![
+                (CKA_CLASS as u64, Value::Ulong(CKO_SECRET_KEY as u64)),
+                (CKA_SENSITIVE as u64, Value::Bool(true)),
+            ]))
+        );
+        let twice = RawValue::Array(vec![
+            (CKA_SENSITIVE, RawValue::Bytes(&[1])),
+            (CKA_SENSITIVE, RawValue::Bytes(&[0])),
+        ]);
+        assert_eq!(
+            Kind::Template.decode(&twice),
+            Err(Error::TemplateInconsistent)
+        );
+        let unknown = RawValue::Array(vec![(0x7fff_0000, RawValue::Bytes(&[1]))]);
+        assert_eq!(
+            Kind::Template.decode(&unknown),
+            Err(Error::AttributeTypeInvalid)
+        );
+        let nested = RawValue::Array(vec![(CKA_WRAP_TEMPLATE, RawValue::Array(Vec::new()))]);
+        assert_eq!(
+            Kind::Template.decode(&nested),
+            Err(Error::AttributeValueInvalid)
+        );
+        assert_eq!(
+            Kind::Template.decode(&RawValue::Bytes(&[])),
+            Err(Error::AttributeValueInvalid)
+        );
+        assert_eq!(
+            Kind::Bytes.decode(&RawValue::Array(Vec::new())),
+            Err(Error::AttributeValueInvalid)
+        );
     }
 }

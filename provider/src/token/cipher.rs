@@ -5,7 +5,7 @@ use std::sync::Arc;
 use pkcs11_sys::*;
 use zeroize::Zeroizing;
 
-use super::attributes::Value;
+use super::attributes::{RawAttribute, Value};
 use super::error::{Error, Result};
 use super::keys::{self, KeyMaterial, SecretKey};
 use super::mechanisms::Mechanism;
@@ -15,9 +15,28 @@ use super::Token;
 use crate::crypto::aes::{self, AesKey, CbcDecryptor, CbcEncryptor, GcmParams};
 use crate::crypto::error::CryptoError;
 
+/// The most a multi-part AES-GCM operation gathers until C_EncryptFinal / C_DecryptFinal:
+/// 16 MiB of plaintext (a decryption also takes the tag). The tag covers the whole message,
+/// so nothing can be handed out before the end; past this, the update is refused
+/// (CKR_DATA_LEN_RANGE encrypting, CKR_ENCRYPTED_DATA_LEN_RANGE decrypting) and the operation
+/// ends, its buffer freed. Single-part C_Encrypt / C_Decrypt are not concerned: the caller's
+/// own buffer holds the input.
+pub const MAX_MULTI_PART_GCM: usize = 16 << 20;
+
+/// Appends `part` to what a multi-part operation gathered, unless that would pass `limit`
+/// bytes: then `error`, and nothing is copied.
+fn gather(buffer: &mut Vec<u8>, part: &[u8], limit: usize, error: Error) -> Result<()> {
+    if part.len() > limit.saturating_sub(buffer.len()) {
+        return Err(error);
+    }
+    buffer.extend_from_slice(part);
+    Ok(())
+}
+
 /// How a cipher operation proceeds.
 pub enum CipherState {
-    /// AES-GCM: the whole input is gathered; the output comes at the end (the tag covers it all).
+    /// AES-GCM: the input is gathered (up to [`MAX_MULTI_PART_GCM`]); the output comes at the
+    /// end (the tag covers it all).
     Gcm {
         /// The key.
         key: AesKey,
@@ -292,11 +311,22 @@ impl Token {
         }
         let result = match &mut op.state {
             CipherState::OneShot => Err(Error::FunctionNotSupported),
-            CipherState::Gcm { input, .. } => {
+            CipherState::Gcm { input, params, .. } => {
+                let (limit, error) = if decrypt {
+                    (
+                        MAX_MULTI_PART_GCM + params.tag_bits / 8,
+                        Error::EncryptedDataLenRange,
+                    )
+                } else {
+                    (MAX_MULTI_PART_GCM, Error::DataLenRange)
+                };
                 if out.is_some() {
-                    input.extend_from_slice(part);
+                    gather(input, part, limit, error).map(|()| 0)
+                } else if part.len() > limit.saturating_sub(input.len()) {
+                    Err(error)
+                } else {
+                    Ok(0)
                 }
-                Ok(0)
             }
             CipherState::CbcEncrypt(enc) => {
                 let len = enc.update_output_len(part.len());
@@ -356,10 +386,12 @@ impl Token {
             let result: Result<Zeroizing<Vec<u8>>> = match &mut op.state {
                 CipherState::OneShot => Err(Error::FunctionNotSupported),
                 CipherState::Gcm { key, params, input } => {
+                    // The gathered input goes (zeroized) once the result is computed.
+                    let input = std::mem::take(input);
                     if decrypt {
-                        aes::gcm_decrypt(key, params, input).map_err(Error::from)
+                        aes::gcm_decrypt(key, params, &input).map_err(Error::from)
                     } else {
-                        aes::gcm_encrypt(key, params, input)
+                        aes::gcm_encrypt(key, params, &input)
                             .map(Zeroizing::new)
                             .map_err(Error::from)
                     }
@@ -435,6 +467,16 @@ impl Token {
         if target.flag(CKA_WRAP_WITH_TRUSTED) && !wrapper.flag(CKA_TRUSTED) {
             return Err(Error::KeyNotWrappable);
         }
+        // The wrapping key's CKA_WRAP_TEMPLATE: only keys with every attribute it names, of
+        // the same value, may be wrapped with it.
+        if let Some(Value::Template(wanted)) = wrapper.attrs.get(&CKA_WRAP_TEMPLATE) {
+            let matches = wanted
+                .iter()
+                .all(|(ty, v)| target.attrs.get(&(*ty as CK_ATTRIBUTE_TYPE)) == Some(v));
+            if !matches {
+                return Err(Error::KeyNotWrappable);
+            }
+        }
         let value = match &*self.key_of(&target)? {
             KeyMaterial::Secret(k) => k.bytes.clone(),
             _ => return Err(Error::KeyNotWrappable),
@@ -476,7 +518,7 @@ impl Token {
         mechanism: Mechanism,
         unwrapping: CK_OBJECT_HANDLE,
         wrapped: &[u8],
-        raw: &[(CK_ATTRIBUTE_TYPE, &[u8])],
+        raw: &[RawAttribute],
     ) -> Result<CK_OBJECT_HANDLE> {
         let session = self.session(handle)?;
         let (unwrapper, unwrapping_key) = self
@@ -506,6 +548,18 @@ impl Token {
             return Err(Error::UnwrappingKeyTypeInconsistent);
         }
         let mut template = decode_template(raw)?;
+        // The unwrapping key's CKA_UNWRAP_TEMPLATE: every key unwrapped with it has these
+        // attributes; the caller's template may repeat them, not contradict them.
+        if let Some(Value::Template(imposed)) = unwrapper.attrs.get(&CKA_UNWRAP_TEMPLATE) {
+            for (ty, value) in imposed {
+                let ty = *ty as CK_ATTRIBUTE_TYPE;
+                match template.iter().find(|(t, _)| *t == ty) {
+                    Some((_, given)) if given != value => return Err(Error::TemplateInconsistent),
+                    Some(_) => {}
+                    None => template.push((ty, value.clone())),
+                }
+            }
+        }
         if !template.iter().any(|(t, _)| *t == CKA_CLASS) {
             template.push((CKA_CLASS, Value::Ulong(CKO_SECRET_KEY as u64)));
         }

@@ -2,7 +2,7 @@
 
 use pkcs11_sys::*;
 
-use super::attributes::Value;
+use super::attributes::{RawAttribute, Value};
 use super::error::{Error, Result};
 use super::keys::{self, KeyMaterial, SecretKey};
 use super::mechanisms::Mechanism;
@@ -61,7 +61,7 @@ impl Token {
         &self,
         handle: CK_SESSION_HANDLE,
         mechanism: Mechanism,
-        raw: &[(CK_ATTRIBUTE_TYPE, &[u8])],
+        raw: &[RawAttribute],
     ) -> Result<CK_OBJECT_HANDLE> {
         let session = self.session(handle)?;
         let key_type = match mechanism {
@@ -102,8 +102,8 @@ impl Token {
         &self,
         handle: CK_SESSION_HANDLE,
         mechanism: Mechanism,
-        public_raw: &[(CK_ATTRIBUTE_TYPE, &[u8])],
-        private_raw: &[(CK_ATTRIBUTE_TYPE, &[u8])],
+        public_raw: &[RawAttribute],
+        private_raw: &[RawAttribute],
     ) -> Result<(CK_OBJECT_HANDLE, CK_OBJECT_HANDLE)> {
         let session = self.session(handle)?;
         let key_type = match mechanism {

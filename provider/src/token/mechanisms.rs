@@ -211,6 +211,27 @@ impl Mechanism {
     }
 }
 
+/// Whether a mechanism of the table has a parameter (required or optional); every other one
+/// takes none, and refuses one given (CKR_MECHANISM_PARAM_INVALID).
+pub fn takes_parameter(mechanism: CK_MECHANISM_TYPE) -> bool {
+    matches!(
+        mechanism,
+        CKM_RSA_PKCS_PSS
+            | CKM_SHA256_RSA_PKCS_PSS
+            | CKM_SHA384_RSA_PKCS_PSS
+            | CKM_SHA512_RSA_PKCS_PSS
+            | CKM_RSA_PKCS_OAEP
+            | CKM_EDDSA
+            | CKM_SHA256_HMAC_GENERAL
+            | CKM_SHA384_HMAC_GENERAL
+            | CKM_SHA512_HMAC_GENERAL
+            | CKM_AES_GCM
+            | CKM_AES_CBC_PAD
+            | CKM_AES_KEY_WRAP
+            | CKM_AES_KEY_WRAP_PAD
+    )
+}
+
 /// A CKM_ hash mechanism or CKG_MGF1 constant as a hash.
 pub fn hash_of_mechanism(m: CK_MECHANISM_TYPE) -> Result<HashAlg> {
     match m {

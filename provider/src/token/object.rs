@@ -122,6 +122,8 @@ impl Drop for SecretAttributes {
                 Value::Ulongs(u) => u.zeroize(),
                 Value::Ulong(u) => u.zeroize(),
                 Value::Bool(b) => b.zeroize(),
+                // Key material holds no attribute array; were one there, it goes too.
+                Value::Template(t) => t.clear(),
             }
         }
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use pkcs11_sys::*;
 
-use super::attributes::{self, Rule, Value};
+use super::attributes::{self, RawAttribute, Rule, Value};
 use super::error::{Error, Result};
 use super::keys;
 use super::object::{sealing_aad, Attributes, Object, ObjectRecord, SecretAttributes, SecretSlot};
@@ -34,6 +34,9 @@ pub enum Origin {
 pub enum AttributeRead {
     /// The value in PKCS#11 encoding.
     Value(Vec<u8>),
+    /// An attribute array (CKF_ARRAY_ATTRIBUTE): each element's type and value in PKCS#11
+    /// encoding, by type.
+    Array(Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>),
     /// CKR_ATTRIBUTE_SENSITIVE for this attribute.
     Sensitive,
     /// CKR_ATTRIBUTE_TYPE_INVALID for this attribute.
@@ -43,7 +46,7 @@ pub enum AttributeRead {
 /// Decodes a caller's raw template for an object of known class (attribute kinds from the
 /// policy table). Unknown types are CKR_ATTRIBUTE_TYPE_INVALID; a type given twice is
 /// CKR_TEMPLATE_INCONSISTENT.
-pub fn decode_template(raw: &[(CK_ATTRIBUTE_TYPE, &[u8])]) -> Result<Template> {
+pub fn decode_template(raw: &[RawAttribute]) -> Result<Template> {
     let mut out: Template = Vec::with_capacity(raw.len());
     for (ty, bytes) in raw {
         let kind = attributes::kind_of(*ty).ok_or(Error::AttributeTypeInvalid)?;
@@ -302,7 +305,7 @@ impl Token {
     pub fn create_object(
         &self,
         handle: CK_SESSION_HANDLE,
-        raw: &[(CK_ATTRIBUTE_TYPE, &[u8])],
+        raw: &[RawAttribute],
     ) -> Result<CK_OBJECT_HANDLE> {
         let session = self.session(handle)?;
         let template = decode_template(raw)?;
@@ -637,7 +640,16 @@ impl Token {
                 };
                 if rule.flags & attributes::SECRET == 0 {
                     return match object.attrs.get(&ty) {
+                        Some(Value::Template(t)) => AttributeRead::Array(
+                            t.iter()
+                                .map(|(t, v)| (*t as CK_ATTRIBUTE_TYPE, v.encode()))
+                                .collect(),
+                        ),
                         Some(v) => AttributeRead::Value(v.encode()),
+                        // An attribute array the object was given none of: empty.
+                        None if rule.kind == attributes::Kind::Template => {
+                            AttributeRead::Array(Vec::new())
+                        }
                         None => AttributeRead::Value(Vec::new()),
                     };
                 }
@@ -659,7 +671,7 @@ impl Token {
         &self,
         handle: CK_SESSION_HANDLE,
         object: CK_OBJECT_HANDLE,
-        raw: &[(CK_ATTRIBUTE_TYPE, &[u8])],
+        raw: &[RawAttribute],
     ) -> Result<()> {
         let session = self.session(handle)?;
         let (object, _lease) = self.object_to_change(object)?;
@@ -720,7 +732,7 @@ impl Token {
         &self,
         handle: CK_SESSION_HANDLE,
         source: CK_OBJECT_HANDLE,
-        raw: &[(CK_ATTRIBUTE_TYPE, &[u8])],
+        raw: &[RawAttribute],
     ) -> Result<CK_OBJECT_HANDLE> {
         let session = self.session(handle)?;
         let source = self.object(source)?;
@@ -766,11 +778,7 @@ impl Token {
     }
 
     /// C_FindObjectsInit: the matches are fixed now, in handle order.
-    pub fn find_objects_init(
-        &self,
-        handle: CK_SESSION_HANDLE,
-        raw: &[(CK_ATTRIBUTE_TYPE, &[u8])],
-    ) -> Result<()> {
+    pub fn find_objects_init(&self, handle: CK_SESSION_HANDLE, raw: &[RawAttribute]) -> Result<()> {
         let session = self.session(handle)?;
         self.sync()?;
         let mut ops = session.ops.lock();

@@ -24,7 +24,10 @@ pub const MIN_HMAC_KEY_LEN: usize = 32;
 /// the hash state is kept inline rather than boxed on every C_SignInit.
 #[allow(clippy::large_enum_variant)]
 pub enum Accumulator {
-    /// Nothing yet (single-part mechanisms; multi-part ones that buffer the message).
+    /// Nothing: the single-part-only mechanisms (CKM_ECDSA, CKM_RSA_PKCS, CKM_RSA_PKCS_PSS,
+    /// CKM_EDDSA). C_SignUpdate / C_VerifyUpdate refuse them before anything is added, so no
+    /// sign or verify operation gathers a message across calls: the multi-part ones hash or
+    /// MAC as the parts come ([`Accumulator::Digest`], [`Accumulator::Hmac`]), as digests do.
     Buffer(Vec<u8>),
     /// The running hash of a hash-then-sign mechanism.
     Digest(DigestCtx),

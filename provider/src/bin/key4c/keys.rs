@@ -13,6 +13,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use clap::{Args, Subcommand, ValueEnum};
 use key4c_pkcs11::crypto::ec::EcCurve;
+use key4c_pkcs11::token::attributes::{RawAttribute, RawValue};
 use key4c_pkcs11::token::mechanisms::Mechanism;
 use key4c_pkcs11::token::objects::AttributeRead;
 use key4c_pkcs11::token::Token;
@@ -274,8 +275,11 @@ impl Template {
         }
     }
 
-    fn raw(&self) -> Vec<(CK_ATTRIBUTE_TYPE, &[u8])> {
-        self.0.iter().map(|(t, v)| (*t, v.as_slice())).collect()
+    fn raw(&self) -> Vec<RawAttribute<'_>> {
+        self.0
+            .iter()
+            .map(|(t, v)| (*t, RawValue::Bytes(v.as_slice())))
+            .collect()
     }
 }
 
