@@ -61,7 +61,9 @@ fn snapshot(dir: &Path, prefix: &str, out: &mut BTreeMap<String, Vec<u8>>) {
     };
     for entry in entries.flatten() {
         let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
-        if entry.path().is_dir() {
+        if entry.file_name() == key4c_pkcs11::store::QUEUE_DIR {
+            // Who waits for the store (its ticket counter moves at every open): no data.
+        } else if entry.path().is_dir() {
             snapshot(&entry.path(), &format!("{name}/"), out);
         } else if !name.starts_with("snap.") && name != key4c_pkcs11::store::HOLDER_FILE {
             out.insert(name, std::fs::read(entry.path()).unwrap_or_default());
