@@ -38,6 +38,9 @@ PKCS11_CHECK = "0.2.3"
 PY_TEST_DEPS = ["asn1crypto==1.5.1", "cryptography==50.0.2", "parameterized==0.9.0", "pytest==9.2.0"]
 CRYPTO11_DIR = Path("/usr/share/gocode/src/github.com/ThalesIgnite/crypto11")
 
+# tarfile's "data" filter where this Python has it (3.11.4+; Debian bookworm's 3.11.2 has not).
+SAFE_TAR = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+
 SUITES = ["python-pkcs11", "pykcs11", "cryptoki", "crypto11", "pkcs11-check"]
 OUTCOMES = ["pass", "fail", "skip", "crash", "not-run"]
 
@@ -170,7 +173,7 @@ def unpack_tests(archive, member, dest):
         members = [m for m in tar.getmembers() if m.name.startswith(f"{prefix}/{member}/")]
         if not members:
             raise SuiteError(f"{archive.name} has no {member}/")
-        tar.extractall(dest, members=members, filter="data")
+        tar.extractall(dest, members=members, **SAFE_TAR)
     return dest / prefix / member
 
 
@@ -373,7 +376,7 @@ def prepare_cryptoki(args):
     if not stamped(src, stamp):
         shutil.rmtree(src, ignore_errors=True)
         with tarfile.open(crates[0]) as tar:
-            tar.extractall(WORK, filter="data")
+            tar.extractall(WORK, **SAFE_TAR)
         # Only the suite's hard-coded PINs change; [workspace] keeps cargo from taking the
         # scratch copy for a member of ours.
         replace_exactly(src / "tests/common/mod.rs", '"fedcba123456"', f'"{USER_PIN}"', 1)
