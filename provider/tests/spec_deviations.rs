@@ -1606,3 +1606,47 @@ fn wrap_and_unwrap_templates() {
         );
     });
 }
+
+/// PKCS#11 3.0 section 5.7 (C_GetAttributeValue) and section 5.1 (CKR_ARGUMENTS_BAD): a
+/// template count of 2^32 over a buffer of one attribute is refused before anything is read
+/// or allocated (before, the module allocated for 2^32 attributes and aborted its host), like
+/// 4097, one past the bound every template reader has; 4096 real attributes still read.
+#[test]
+fn get_attribute_value_refuses_an_absurd_count() {
+    isolated("get_attribute_value_refuses_an_absurd_count", "", || {
+        let (lib, h) = ready();
+        let data = lib
+            .create(h, &[(CKA_CLASS, U(CKO_DATA)), (CKA_LABEL, S(b"data"))])
+            .unwrap();
+        let mut one = [CK_ATTRIBUTE {
+            type_: CKA_LABEL,
+            pValue: null_mut(),
+            ulValueLen: 0,
+        }];
+        for count in [1u64 << 32, u64::MAX, 4097] {
+            assert_rv!(
+                call!(
+                    lib,
+                    C_GetAttributeValue,
+                    h,
+                    data,
+                    one.as_mut_ptr(),
+                    count as CK_ULONG
+                ),
+                CKR_ARGUMENTS_BAD
+            );
+        }
+        let mut many: Vec<CK_ATTRIBUTE> = (0..4096)
+            .map(|_| CK_ATTRIBUTE {
+                type_: CKA_LABEL,
+                pValue: null_mut(),
+                ulValueLen: 0,
+            })
+            .collect();
+        assert_rv!(
+            call!(lib, C_GetAttributeValue, h, data, many.as_mut_ptr(), 4096),
+            CKR_OK
+        );
+        assert!(many.iter().all(|a| a.ulValueLen == 4));
+    });
+}

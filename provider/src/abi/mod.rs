@@ -176,7 +176,7 @@ unsafe fn output_list<T: Copy>(list: *mut T, count: *mut CK_ULONG, items: &[T]) 
 }
 
 /// The most attributes one template may have: far beyond any real use, and a bound on work.
-const MAX_TEMPLATE: CK_ULONG = 4096;
+pub(crate) const MAX_TEMPLATE: CK_ULONG = 4096;
 
 /// A caller's CK_ATTRIBUTE array as (type, value) pairs. Every attribute's declared length is
 /// checked against the attribute policy ([`attributes::raw_len`]: a CK_BBOOL is 1 byte, a byte

@@ -61,7 +61,9 @@ cryptoki_fn! {
     /// handed out element by element ([`fill_array`]).
     fn C_GetAttributeValue(hSession: CK_SESSION_HANDLE, hObject: CK_OBJECT_HANDLE, pTemplate: CK_ATTRIBUTE_PTR, ulCount: CK_ULONG) {
         let token = token()?;
-        if pTemplate.is_null() && ulCount != 0 {
+        // An absurd count (a 2^32 template over a buffer of one) is refused before anything
+        // is read or allocated, as in every other template reader.
+        if (pTemplate.is_null() && ulCount != 0) || ulCount > super::MAX_TEMPLATE {
             return Err(Error::ArgumentsBad);
         }
         let count = usize::try_from(ulCount).map_err(|_| Error::ArgumentsBad)?;
