@@ -25,13 +25,6 @@ fn ready() -> (Lib, CK_SESSION_HANDLE) {
     (lib, h)
 }
 
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
-
 /// A mechanism without parameters.
 fn mech(ty: CK_MECHANISM_TYPE) -> CK_MECHANISM {
     CK_MECHANISM {

@@ -500,6 +500,14 @@ impl Lib {
     }
 }
 
+/// Bytes from hex digits (test vectors).
+pub fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
 /// A CK_ULONG attribute's bytes.
 pub fn ul(v: CK_ULONG) -> Vec<u8> {
     v.to_ne_bytes().to_vec()
